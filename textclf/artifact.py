@@ -1,0 +1,286 @@
+"""The model folder: one self-describing artifact, safe to copy between machines.
+
+    manifest.json      format version, name, labels, configs, data, metrics, versions, checksums
+    vectorizer.json    TF-IDF vocabulary, idf and parameters
+    model.safetensors  MLP weights
+    README.md          model card (human-readable summary of the manifest)
+
+No pickle anywhere: JSON and safetensors only. Every file other than the manifest is listed in it
+with its size and SHA-256; loading verifies all of them before parsing any, so a truncated,
+edited or swapped file fails loudly with the file's name. Writing goes to a temporary folder beside
+the target and is renamed into place, so an interrupted save never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from textclf.config import ModelConfig, model_config_from_dict, to_dict
+from textclf.errors import ArtifactError
+from textclf.features import vectorizer_from_state
+from textclf.model import MLP
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+VECTORIZER = "vectorizer.json"
+WEIGHTS = "model.safetensors"
+MODEL_CARD = "README.md"
+_LIBRARIES = ("textclf", "torch", "scikit-learn", "numpy", "scipy", "safetensors")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A loaded, verified model: everything the predictor needs."""
+
+    path: Path
+    manifest: dict[str, Any]
+    vectorizer: TfidfVectorizer
+    model: MLP
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.manifest["labels"])
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+
+def save(
+    out: Path,
+    *,
+    model: MLP,
+    vectorizer_state: Mapping[str, Any],
+    metadata_: Mapping[str, Any],
+    overwrite: bool = False,
+    extra_files: Mapping[str, bytes] | None = None,
+    model_card: Callable[[dict[str, Any]], str] | None = None,
+) -> Path:
+    """Write the artifact atomically; `metadata_` holds name, labels, configs, data, metrics."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ArtifactError("already exists; pass --overwrite to replace it", path=out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payloads = {
+        WEIGHTS: _weights_bytes(model),
+        VECTORIZER: json.dumps(vectorizer_state, ensure_ascii=False).encode("utf-8"),
+        **(extra_files or {}),
+    }
+    manifest = _manifest(model.config, payloads, metadata_)
+    if model_card is not None:
+        payloads[MODEL_CARD] = model_card(manifest).encode("utf-8")
+        manifest["files"][MODEL_CARD] = _file_entry(payloads[MODEL_CARD])
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for name, data in payloads.items():
+            _write_durably(staging / name, data)
+        _write_durably(staging / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
+        _replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def load(path: Path | str, *, device: torch.device | str = "cpu") -> Artifact:
+    """Verify and load an artifact; any problem raises ArtifactError naming the file."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ArtifactError(
+            "no such model folder (train one with `textclf train --out DIR`)", path=root
+        )
+    manifest = read_manifest(root)
+    blobs = {name: _verified_bytes(root, name, entry) for name, entry in manifest["files"].items()}
+    for required in (WEIGHTS, VECTORIZER):
+        if required not in blobs:
+            raise ArtifactError(f"manifest lists no {required}", path=root / MANIFEST)
+    vectorizer = _load_vectorizer(root / VECTORIZER, blobs[VECTORIZER])
+    model = _load_model(root, manifest, blobs[WEIGHTS], len(vectorizer.vocabulary_))
+    return Artifact(path=root, manifest=manifest, vectorizer=vectorizer, model=model.to(device))
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """The parsed manifest, with its format version and structure checked."""
+    path = root / MANIFEST
+    try:
+        manifest = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ArtifactError("missing: this folder is not a textclf model", path=path) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"not valid JSON ({exc})", path=path) from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError("must be a JSON object", path=path)
+    version = manifest.get("format_version")
+    if not isinstance(version, int):
+        raise ArtifactError("has no integer format_version", path=path)
+    if version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"format version {version} is newer than this textclf supports ({FORMAT_VERSION}); "
+            "upgrade textclf to load it",
+            path=path,
+        )
+    for key in ("name", "version", "labels", "model_config", "files"):
+        if key not in manifest:
+            raise ArtifactError(f"is missing the field {key!r}", path=path)
+    if not isinstance(manifest["files"], dict):
+        raise ArtifactError("'files' must map file names to checksums", path=path)
+    return manifest
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _weights_bytes(model: MLP) -> bytes:
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    return save_safetensors(tensors, metadata={"format": "pt"})
+
+
+def _manifest(
+    config: ModelConfig, payloads: Mapping[str, bytes], metadata_: Mapping[str, Any]
+) -> dict[str, Any]:
+    files = {name: _file_entry(data) for name, data in sorted(payloads.items())}
+    content = json.dumps({"files": files, "labels": metadata_["labels"]}, sort_keys=True)
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": metadata_["name"],
+        "version": sha256(content.encode())[:16],
+        "created_at": datetime.now(UTC).isoformat(),
+        "labels": list(metadata_["labels"]),
+        "model_config": to_dict(config),
+        **{k: v for k, v in metadata_.items() if k not in ("name", "labels")},
+        "libraries": _library_versions(),
+        "files": files,
+    }
+
+
+def _file_entry(data: bytes) -> dict[str, Any]:
+    return {"sha256": sha256(data), "bytes": len(data)}
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _replace(staging: Path, out: Path) -> None:
+    """Move the finished folder into place; an old artifact is removed only after that works."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    backup.rmdir()
+    os.replace(out, backup)
+    try:
+        os.replace(staging, out)
+    except BaseException:
+        os.replace(backup, out)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def _safe_member(root: Path, name: object) -> Path:
+    """Reject names that could escape the folder (`../x`, absolute paths, sub-folders)."""
+    if not isinstance(name, str) or not name:
+        raise ArtifactError(f"invalid file name {name!r} in manifest", path=root / MANIFEST)
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or len(pure.parts) != 1 or name in (".", "..") or "\\" in name:
+        raise ArtifactError(
+            f"file name {name!r} would escape the model folder; refusing to read it",
+            path=root / MANIFEST,
+        )
+    return root / name
+
+
+def _verified_bytes(root: Path, name: str, entry: object) -> bytes:
+    path = _safe_member(root, name)
+    if not isinstance(entry, dict) or "sha256" not in entry:
+        raise ArtifactError(f"manifest entry for {name!r} has no sha256", path=root / MANIFEST)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError("missing (listed in manifest.json)", path=path) from None
+    expected_size = entry.get("bytes")
+    if expected_size is not None and len(data) != expected_size:
+        raise ArtifactError(
+            f"is {len(data)} bytes but the manifest says {expected_size}: truncated or replaced",
+            path=path,
+        )
+    if sha256(data) != entry["sha256"]:
+        raise ArtifactError("checksum mismatch: the file was edited or corrupted", path=path)
+    return data
+
+
+def _load_vectorizer(path: Path, data: bytes) -> TfidfVectorizer:
+    try:
+        return vectorizer_from_state(json.loads(data))
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"invalid vectorizer state ({exc})", path=path) from None
+
+
+def _load_model(root: Path, manifest: dict[str, Any], data: bytes, n_terms: int) -> MLP:
+    path = root / WEIGHTS
+    try:
+        config = model_config_from_dict(manifest["model_config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"invalid model_config ({exc})", path=root / MANIFEST) from None
+    _check_consistency(root, manifest, config, n_terms)
+    try:
+        tensors = load_safetensors(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"not a valid safetensors file ({exc})", path=path) from None
+    model = MLP(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected != found:
+        raise ArtifactError(
+            f"weights do not match model_config: expected {expected}, found {found}", path=path
+        )
+    model.load_state_dict(tensors)
+    model.eval()
+    return model
+
+
+def _check_consistency(root: Path, manifest: dict[str, Any], config: ModelConfig, n: int) -> None:
+    labels = manifest["labels"]
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise ArtifactError("'labels' must be a list of strings", path=root / MANIFEST)
+    if len(labels) != config.n_labels or len(set(labels)) != len(labels):
+        raise ArtifactError(
+            f"{len(labels)} labels listed but the model has {config.n_labels} outputs",
+            path=root / MANIFEST,
+        )
+    if n != config.n_features:
+        raise ArtifactError(
+            f"vectorizer has {n} terms but the model expects {config.n_features}",
+            path=root / VECTORIZER,
+        )

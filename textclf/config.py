@@ -1,0 +1,152 @@
+"""Frozen, typed configuration for every stage.
+
+Flags and environment variables are read at the edges (CLI, service settings) into these objects;
+library code takes them as explicit arguments. Each config round-trips through a plain dict so the
+artifact can record exactly how a model was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from textclf.errors import ConfigError
+
+TWENTY_NEWSGROUPS = "20newsgroups"
+REMOVABLE_PARTS = ("headers", "footers", "quotes")
+TUTORIAL_CATEGORIES = ("comp.graphics", "sci.space", "rec.sport.baseball")
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the texts come from and how they are split.
+
+    `data=None` means 20 Newsgroups (bydate split); otherwise a CSV/TSV/JSONL file or a folder with
+    one sub-folder per label.
+    """
+
+    data: Path | None = None
+    test_data: Path | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    categories: tuple[str, ...] | None = None
+    remove: tuple[str, ...] = ()
+    archive: Path | None = None
+    test_size: float = 0.2
+    val_size: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        bad = sorted(set(self.remove) - set(REMOVABLE_PARTS))
+        if bad:
+            raise ConfigError(f"cannot remove {bad}: choose from {list(REMOVABLE_PARTS)}")
+        for name in ("test_size", "val_size"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ConfigError(f"{name} must be between 0 and 1 (exclusive), got {value}")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """TF-IDF settings; defaults chosen on the validation split (see BENCHMARKS.md)."""
+
+    ngram_range: tuple[int, int] = (1, 2)
+    min_df: int | float = 2
+    max_df: float = 0.5
+    max_features: int | None = 300_000
+    sublinear_tf: bool = True
+    lowercase: bool = True
+    stop_words: str | None = None
+
+    def __post_init__(self) -> None:
+        lo, hi = self.ngram_range
+        if not 1 <= lo <= hi:
+            raise ConfigError(f"ngram_range must satisfy 1 <= min <= max, got {self.ngram_range}")
+        if self.stop_words not in (None, "english"):
+            raise ConfigError(f"stop_words must be None or 'english', got {self.stop_words!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Constructor arguments of the MLP; stored in the artifact so loading rebuilds it exactly."""
+
+    n_features: int
+    n_labels: int
+    hidden: tuple[int, ...] = (512,)
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.n_features < 1 or self.n_labels < 2:
+            raise ConfigError("a model needs at least one feature and two labels")
+        if any(h < 1 for h in self.hidden) or not self.hidden:
+            raise ConfigError(f"hidden sizes must be positive, got {self.hidden}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. `hidden`/`dropout` live here too so one object describes a run."""
+
+    hidden: tuple[int, ...] = (512,)
+    dropout: float = 0.5
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    first_layer_lr: float | None = None
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    patience: int = 3
+    device: Device = "auto"
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise ConfigError("epochs, batch_size and patience must be at least 1")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a trained model: what `textclf train` turns its flags into."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = "textclf-model"
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """JSON-ready dict of a config dataclass (paths as strings, tuples as lists)."""
+    return _jsonable(dataclasses.asdict(config))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def feature_config_from_dict(raw: dict[str, Any]) -> FeatureConfig:
+    """Inverse of `to_dict` for the vectorizer settings stored in an artifact."""
+    raw = dict(raw)
+    raw["ngram_range"] = tuple(raw["ngram_range"])
+    return FeatureConfig(**raw)
+
+
+def model_config_from_dict(raw: dict[str, Any]) -> ModelConfig:
+    raw = dict(raw)
+    raw["hidden"] = tuple(raw["hidden"])
+    return ModelConfig(**raw)

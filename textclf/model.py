@@ -1,0 +1,81 @@
+"""The classifier: a plain `nn.Module` built from a config dataclass (as nanoGPT's `model.py`).
+
+TF-IDF vocabularies run to hundreds of thousands of terms, so the first layer never sees a dense
+batch: it multiplies the sparse CSR batch by its weight directly, and in training it touches only
+the rows of the terms present in the batch, so its gradient is row-sparse and the optimiser updates
+those rows alone. The later layers are ordinary `nn.Linear`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from textclf.config import ModelConfig
+
+
+class SparseLinear(nn.Module):
+    """`nn.Linear` for sparse input: y = x W^T + b.
+
+    The weight is stored transposed, (in_features, out_features), so that one term is one row:
+    gathering rows with `F.embedding(sparse=True)` gives a row-sparse gradient for `SparseAdam`.
+    Initialised like `nn.Linear` (uniform in +-1/sqrt(in_features)).
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.in_features)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled() or not self.weight.requires_grad:
+            return torch.sparse.mm(x, self.weight) + self.bias
+        # Training: multiply by the gathered rows only, so the weight's gradient is row-sparse.
+        used, local = torch.unique(x.col_indices(), return_inverse=True)
+        rows = F.embedding(used, self.weight, sparse=True)
+        local_x = torch.sparse_csr_tensor(
+            x.crow_indices(), local, x.values(), size=(x.shape[0], used.numel())
+        )
+        return torch.sparse.mm(local_x, rows) + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, sparse input"
+
+
+class MLP(nn.Module):
+    """TF-IDF -> SparseLinear -> ReLU -> dropout -> [Linear -> ReLU -> dropout]* -> logits."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        widths = [config.n_features, *config.hidden]
+        self.input = SparseLinear(widths[0], widths[1])
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths[1:]))
+        self.output = nn.Linear(widths[-1], config.n_labels)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.dropout(F.relu(self.input(x)))
+        for layer in self.hidden:
+            h = self.dropout(F.relu(layer(h)))
+        return self.output(h)
+
+    def sparse_parameters(self) -> list[nn.Parameter]:
+        """Parameters with row-sparse gradients (need `torch.optim.SparseAdam`)."""
+        return [self.input.weight]
+
+    def dense_parameters(self) -> list[nn.Parameter]:
+        sparse = {id(p) for p in self.sparse_parameters()}
+        return [p for p in self.parameters() if id(p) not in sparse]

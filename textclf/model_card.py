@@ -1,0 +1,44 @@
+"""The model card written into every artifact: what a person reads before trusting a model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def render_model_card(manifest: dict[str, Any]) -> str:
+    """Markdown summary of a manifest: data, configuration, metrics, limits."""
+    metrics = manifest.get("metrics", {})
+    lines = [
+        f"# Model card: {manifest['name']}",
+        "",
+        f"- version: `{manifest['version']}` (content hash), format {manifest['format_version']}",
+        f"- created: {manifest['created_at']}",
+        f"- labels ({len(manifest['labels'])}): {', '.join(manifest['labels'])}",
+        f"- architecture: TF-IDF ({manifest['model_config']['n_features']} terms) -> MLP "
+        f"hidden {manifest['model_config']['hidden']} -> {manifest['model_config']['n_labels']}"
+        " labels",
+        "",
+        "## Data",
+        "",
+        *(f"- {k}: {v}" for k, v in manifest.get("data", {}).items()),
+        "",
+        "## Metrics",
+        "",
+        "| split | accuracy | macro-F1 | n |",
+        "|---|---|---|---|",
+        *(
+            f"| {split} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['n']} |"
+            for split, m in metrics.items()
+        ),
+        "",
+        "Model selection (early stopping) used the validation split only; the test split was",
+        "scored once, after training.",
+        "",
+        "## Intended use and limits",
+        "",
+        "A bag-of-words classifier: it sees which words occur, not their order, and it only knows",
+        "the labels above. Texts unlike the training data (other topics, languages or eras) get",
+        "confident-looking but unreliable scores; check `score` before acting on a prediction.",
+        "",
+    ]
+    return "\n".join(lines)

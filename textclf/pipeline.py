@@ -1,0 +1,121 @@
+"""Train end to end: data -> features -> fit -> metrics -> artifact.
+
+The one place that strings the stages together, used by the CLI, the test fixtures and the
+benchmarks, so they all train the model the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from textclf import artifact as artifact_io
+from textclf import data as data_io
+from textclf.config import RunConfig, to_dict
+from textclf.errors import ArtifactError, DataError, TrainingInterrupted
+from textclf.features import build_vectorizer, vectorizer_state
+from textclf.metrics import classification_report
+from textclf.model_card import render_model_card
+from textclf.train import FitResult, fit, predict_logits
+
+
+@dataclass
+class TrainReport:
+    path: Path
+    labels: tuple[str, ...]
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def train_artifact(
+    config: RunConfig,
+    out: Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> TrainReport:
+    """Train a model as `config` says and write it to `out` (atomically)."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ArtifactError("already exists; pass --overwrite to replace it", path=out)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    splits = data_io.load_splits(config.data, progress=progress)
+    timings["load_data"] = _lap(clock)
+    vectorizer = build_vectorizer(config.features)
+    _say(progress, f"vectorizing {len(splits.train)} training texts ...")
+    x_train = vectorizer.fit_transform(splits.train.texts)
+    x_val = vectorizer.transform(splits.val.texts)
+    timings["vectorize"] = _lap(clock) - timings["load_data"]
+    _say(progress, f"{x_train.shape[1]} features, {len(splits.labels)} labels")
+    result = fit(
+        x_train,
+        _encode(splits.train.labels, splits.labels, "train"),
+        x_val,
+        _encode(splits.val.labels, splits.labels, "validation"),
+        n_labels=len(splits.labels),
+        config=config.train,
+        progress=progress,
+        should_stop=should_stop,
+    )
+    timings["fit"] = _lap(clock) - timings["load_data"] - timings["vectorize"]
+    metrics = {"validation": _report(result, x_val, splits.val.labels, splits.labels)}
+    if splits.test is not None:
+        x_test = vectorizer.transform(splits.test.texts)
+        metrics["test"] = _report(result, x_test, splits.test.labels, splits.labels)
+    history = [vars(h) for h in result.history]
+    if should_stop():
+        raise TrainingInterrupted("training interrupted; no artifact was written")
+    artifact_io.save(
+        out,
+        model=result.model.cpu(),
+        vectorizer_state=vectorizer_state(vectorizer, config.features),
+        metadata_={
+            "name": config.name,
+            "labels": list(splits.labels),
+            "training_config": to_dict(config),
+            "data": splits.description,
+            "metrics": metrics,
+            "training": {
+                "history": history,
+                "best_epoch": result.best_epoch,
+                "device": result.device,
+            },
+        },
+        overwrite=overwrite,
+        model_card=render_model_card,
+    )
+    timings["total"] = _lap(clock)
+    return TrainReport(out, splits.labels, metrics, history, timings)
+
+
+def _encode(labels: Sequence[str], classes: Sequence[str], split: str) -> np.ndarray:
+    index = {label: i for i, label in enumerate(classes)}
+    unknown = sorted(set(labels) - index.keys())
+    if unknown:
+        raise DataError(f"{split} split has labels the training split lacks: {unknown}")
+    return np.fromiter((index[x] for x in labels), dtype=np.int64, count=len(labels))
+
+
+def _report(
+    result: FitResult, x: Any, y_true: Sequence[str], labels: Sequence[str]
+) -> dict[str, Any]:
+    predicted = predict_logits(result.model, x, result.device).argmax(1)
+    return classification_report(list(y_true), [labels[i] for i in predicted], labels)
+
+
+def _lap(start: float) -> float:
+    return time.perf_counter() - start
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        tqdm.write(message)

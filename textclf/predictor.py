@@ -1,0 +1,109 @@
+"""In-process inference: texts in, typed `Prediction`s out.
+
+The same objects come back from the HTTP client, so code can switch between a local model and the
+service without changes. Inference runs under `torch.inference_mode`, batched, and holds no mutable
+state, so one predictor can serve many threads at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import overload
+
+import numpy as np
+import torch
+
+from textclf import artifact as artifact_io
+from textclf.artifact import Artifact
+from textclf.features import to_torch
+from textclf.schemas import LabelScore, ModelInfo, ModelRef, Prediction
+
+BATCH_SIZE = 1024
+
+
+class Predictor:
+    """A loaded model. Build it with `textclf.load(path)`."""
+
+    def __init__(self, artifact: Artifact, *, device: torch.device | str = "cpu") -> None:
+        self.artifact = artifact
+        self.device = torch.device(device)
+        self._model = artifact.model.to(self.device).eval()
+        self._vectorizer = artifact.vectorizer
+        self.labels: tuple[str, ...] = artifact.labels
+
+    @cached_property
+    def ref(self) -> ModelRef:
+        return ModelRef(name=self.artifact.manifest["name"], version=self.artifact.version)
+
+    @cached_property
+    def info(self) -> ModelInfo:
+        manifest = self.artifact.manifest
+        return ModelInfo(
+            name=manifest["name"],
+            version=manifest["version"],
+            format_version=manifest["format_version"],
+            labels=list(self.labels),
+            created_at=datetime.fromisoformat(manifest["created_at"]),
+            metrics=manifest.get("metrics", {}),
+            training_config=manifest.get("training_config", {}),
+            data=manifest.get("data", {}),
+        )
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities, shape (len(texts), len(labels)), columns in `labels` order."""
+        texts = _as_list(texts)
+        parts = [
+            self._proba_batch(texts[s : s + BATCH_SIZE]) for s in range(0, len(texts), BATCH_SIZE)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), np.float32)
+
+    @overload
+    def predict(self, texts: str, top_k: int = 1) -> Prediction: ...  # type: ignore[overload-overlap]
+    @overload
+    def predict(self, texts: Sequence[str], top_k: int = 1) -> list[Prediction]: ...
+
+    def predict(self, texts: str | Sequence[str], top_k: int = 1) -> Prediction | list[Prediction]:
+        """One text gives one Prediction, a list gives a list in the same order."""
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        single = isinstance(texts, str)
+        probs = self.predict_proba([texts] if isinstance(texts, str) else texts)
+        predictions = self.to_predictions(probs, top_k)
+        return predictions[0] if single else predictions
+
+    def to_predictions(self, probs: np.ndarray, top_k: int) -> list[Prediction]:
+        """Typed results from a probability matrix (shared with the service's batched path)."""
+        k = min(top_k, len(self.labels))
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        labels = self.labels
+        out = []
+        for row, idx in zip(probs.tolist(), order.tolist(), strict=True):
+            top = [LabelScore.model_construct(label=labels[i], score=row[i]) for i in idx]
+            out.append(
+                Prediction.model_construct(label=top[0].label, score=top[0].score, top_k=top)
+            )
+        return out
+
+    @torch.inference_mode()
+    def _proba_batch(self, texts: list[str]) -> np.ndarray:
+        features = self._vectorizer.transform(texts)
+        logits = self._model(to_torch(features, self.device))
+        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+
+def load(path: Path | str, *, device: torch.device | str = "cpu") -> Predictor:
+    """Load and verify a model folder written by `textclf train`."""
+    return Predictor(artifact_io.load(path, device=device), device=device)
+
+
+def _as_list(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("pass a list of texts (a single string is accepted by predict())")
+    items = list(texts)
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+    return items

@@ -1,0 +1,70 @@
+"""Wire types shared by the in-process predictor, the HTTP service and the client.
+
+One set of classes means `textclf.load(dir).predict(...)` and `Client(...).predict(...)` return
+equal objects, and the OpenAPI document describes exactly what the client parses. This module must
+not import torch: `import textclf.client` stays light.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LabelScore(_Wire):
+    label: str
+    score: float = Field(ge=0.0, le=1.0, description="Probability of this label.")
+
+
+class Prediction(_Wire):
+    label: str = Field(description="The most likely label.")
+    score: float = Field(ge=0.0, le=1.0, description="Probability of `label`.")
+    top_k: list[LabelScore] = Field(description="The k most likely labels, best first.")
+
+
+class ModelRef(_Wire):
+    name: str
+    version: str = Field(
+        description="Content hash of the artifact: changes whenever the model does."
+    )
+
+
+class PredictRequest(_Wire):
+    texts: list[str] = Field(min_length=1, description="Texts to classify, at least one.")
+    top_k: int = Field(default=1, ge=1, description="How many labels to return per text.")
+
+
+class PredictResponse(_Wire):
+    model: ModelRef
+    predictions: list[Prediction] = Field(description="One per input text, in request order.")
+
+
+class ModelInfo(_Wire):
+    name: str
+    version: str
+    format_version: int
+    labels: list[str]
+    created_at: datetime
+    metrics: dict[str, Any] = Field(description="Validation and test metrics recorded at training.")
+    training_config: dict[str, Any]
+    data: dict[str, Any] = Field(default_factory=dict, description="What the model was trained on.")
+
+
+class Health(_Wire):
+    status: str
+
+
+class ErrorDetail(_Wire):
+    type: str = Field(description="Machine-readable error kind, e.g. `validation_error`.")
+    message: str = Field(description="What went wrong and how to fix it.")
+    errors: list[dict[str, Any]] = Field(default_factory=list, description="Per-field problems.")
+
+
+class ErrorResponse(_Wire):
+    error: ErrorDetail
