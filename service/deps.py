@@ -1,0 +1,183 @@
+"""Dependencies as `Annotated` aliases: what a route needs, fetched from `app.state`, checked.
+
+All are `async def`: FastAPI runs plain `def` dependencies in a thread pool, which would cost a
+thread hop per dependency per request.
+
+The prediction body is read and validated here rather than by FastAPI's body parameter, because the
+limits depend on settings and on the loaded model (`max_texts`, `max_text_chars`, `top_k` up to the
+number of labels), the body must be size-limited while it streams in, and the content type must be
+checked (FastAPI would silently treat a form post as raw bytes). `model_validate_json` on the raw
+bytes is also faster than `json.loads` followed by validation.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from pydantic import ValidationError
+from starlette.datastructures import Headers
+
+from service.errors import (
+    InvalidRequest,
+    NotReady,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    summarize,
+    validation_problems,
+)
+from service.inference import MicroBatcher, ModelHolder
+from service.metrics import Metrics
+from service.settings import Settings
+from textclf.schemas import PredictRequest
+
+_EXAMPLE = 'send a JSON object like {"texts": ["some text"], "top_k": 1}'
+
+
+async def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def _model(request: Request) -> ModelHolder:
+    holder: ModelHolder | None = getattr(request.app.state, "model", None)
+    if holder is None:
+        raise NotReady("the model is not loaded yet; retry shortly")
+    return holder
+
+
+async def _batcher(request: Request) -> MicroBatcher:
+    batcher: MicroBatcher | None = getattr(request.app.state, "batcher", None)
+    if batcher is None:
+        raise NotReady("the model is not loaded yet; retry shortly")
+    return batcher
+
+
+async def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ModelDep = Annotated[ModelHolder, Depends(_model)]
+BatcherDep = Annotated[MicroBatcher, Depends(_batcher)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+
+
+async def require_api_key(request: Request, settings: SettingsDep) -> None:
+    """401 unless the configured key came as `Authorization: Bearer <key>` or `X-API-Key`."""
+    expected = settings.api_key
+    if expected is None:
+        return
+    supplied = _supplied_key(request.headers)
+    if supplied is None:
+        raise Unauthorized(
+            "this endpoint needs an API key: "
+            "send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+        )
+    # Constant-time comparison, on bytes so non-ASCII input cannot raise; the key is never logged.
+    if not hmac.compare_digest(supplied.encode(), expected.get_secret_value().encode()):
+        raise Unauthorized("the API key is not valid; check the key the server was started with")
+
+
+def _supplied_key(headers: Headers) -> str | None:
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
+    return headers.get("x-api-key")
+
+
+async def _predict_request(
+    request: Request, settings: SettingsDep, model: ModelDep
+) -> PredictRequest:
+    _require_json(request.headers.get("content-type"))
+    body = await _read_body(request, settings.max_body_bytes)
+    try:
+        parsed = PredictRequest.model_validate_json(body)
+    except ValidationError as exc:
+        problems = validation_problems(exc.errors(include_url=False))
+        hint = (
+            f"; {_EXAMPLE}"
+            if any(p["type"] in ("json_invalid", "model_type") for p in problems)
+            else ""
+        )
+        raise InvalidRequest(summarize(problems) + hint, errors=problems) from None
+    _check_limits(parsed, settings, n_labels=len(model.predictor.labels))
+    return parsed
+
+
+PredictBody = Annotated[PredictRequest, Depends(_predict_request)]
+
+
+def _require_json(content_type: str | None) -> None:
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, got {content_type or 'none'}; {_EXAMPLE}"
+        )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) as soon as it is known to exceed `limit` bytes.
+
+    A declared Content-Length is checked before reading anything; a chunked body is counted as it
+    streams, so an endless body costs at most `limit` bytes of memory.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit, f"Content-Length is {declared}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit, "the streamed body passed it")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int, why: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"request body is larger than the {limit}-byte limit ({why}); "
+        "send fewer or shorter texts per request"
+    )
+
+
+def _check_limits(request: PredictRequest, settings: Settings, *, n_labels: int) -> None:
+    problems: list[dict[str, Any]] = []
+    if len(request.texts) > settings.max_texts:
+        problems.append(
+            {
+                "loc": ["texts"],
+                "msg": f"at most {settings.max_texts} texts per request, got "
+                f"{len(request.texts)}; split them over several requests",
+                "type": "too_many_texts",
+            }
+        )
+    for i, text in enumerate(request.texts):
+        if len(text) > settings.max_text_chars:
+            problems.append(
+                {
+                    "loc": ["texts", i],
+                    "msg": f"text is {len(text)} characters long, the limit is "
+                    f"{settings.max_text_chars}; shorten it",
+                    "type": "text_too_long",
+                }
+            )
+    if request.top_k > n_labels:
+        problems.append(
+            {
+                "loc": ["top_k"],
+                "msg": f"must be between 1 and {n_labels} (the model's number of labels), "
+                f"got {request.top_k}",
+                "type": "top_k_too_large",
+            }
+        )
+    if problems:
+        raise InvalidRequest(summarize(problems), errors=problems)

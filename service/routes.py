@@ -1,0 +1,94 @@
+"""HTTP routes: each one fetches what it needs through `deps` and hands the work on.
+
+No ML here: predictions come from the micro-batcher, model facts from the predictor. Responses
+are serialised once with pydantic's Rust serializer and returned as bytes; `response_model` stays
+declared so the OpenAPI document describes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, Depends, Response
+
+from service.deps import BatcherDep, MetricsDep, ModelDep, PredictBody, SettingsDep, require_api_key
+from service.errors import NotReady
+from service.metrics import CONTENT_TYPE
+from textclf.schemas import ErrorResponse, Health, ModelInfo, PredictRequest, PredictResponse
+
+logger = logging.getLogger("textclf.service")
+
+_JSON = "application/json"
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse, "description": description}
+    for code, description in {
+        401: "Missing or wrong API key (only when the server has one).",
+        413: "Request body too large.",
+        415: "Content-Type is not application/json.",
+        422: "Invalid body: the message says which field and how to fix it.",
+        503: "Model not loaded yet or shutting down; retry.",
+    }.items()
+}
+
+api = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_api_key)])
+ops = APIRouter(tags=["operations"])
+
+
+@api.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses=_ERRORS,
+    summary="Classify texts",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {_JSON: {"schema": PredictRequest.model_json_schema()}},
+        }
+    },
+)
+async def predict(request: PredictBody, batcher: BatcherDep, metrics: MetricsDep) -> Response:
+    """One prediction per text, in request order, each with its `top_k` most likely labels."""
+    result = await batcher.predict(request.texts, request.top_k)
+    metrics.observe_predictions(result.predictions)
+    body = PredictResponse.model_construct(model=result.model, predictions=result.predictions)
+    return Response(body.model_dump_json(), media_type=_JSON)
+
+
+@api.get("/model", response_model=ModelInfo, responses=_ERRORS, summary="Describe the model")
+async def model_info(model: ModelDep) -> Response:
+    """Name, version (content hash), labels, training metrics and configuration."""
+    return Response(model.predictor.info.model_dump_json(), media_type=_JSON)
+
+
+@ops.get("/healthz", response_model=Health, summary="Liveness")
+async def healthz() -> Health:
+    """The process is up and its event loop answers. Says nothing about the model."""
+    return Health(status="ok")
+
+
+@ops.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": ErrorResponse, "description": "Not ready."}},
+    summary="Readiness",
+)
+async def readyz(batcher: BatcherDep, settings: SettingsDep) -> Health:
+    """The model is loaded and answers a probe prediction within `ready_timeout_s`."""
+    try:
+        await asyncio.wait_for(batcher.predict(["readiness probe"], 1), settings.ready_timeout_s)
+    except TimeoutError:
+        raise NotReady(
+            f"the model did not answer within {settings.ready_timeout_s}s; it may be overloaded"
+        ) from None
+    except NotReady:
+        raise
+    except Exception as exc:
+        logger.error("readiness probe failed", exc_info=exc)
+        raise NotReady("the model failed a probe prediction; see the server log") from None
+    return Health(status="ready")
+
+
+@ops.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(metrics: MetricsDep) -> Response:
+    return Response(metrics.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,70 @@
+"""Service configuration: one pydantic-settings class, read from `TEXTCLF_*` environment variables.
+
+Nothing is built at import time: `create_app()` calls `get_settings()` (or takes a `Settings` the
+caller built), so tests and the CLI construct their own without touching the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment (`TEXTCLF_MODEL_PATH`, ...)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TEXTCLF_", extra="ignore", frozen=True, protected_namespaces=()
+    )
+
+    model_path: Path = Field(description="Model folder written by `textclf train`.")
+    device: str = Field(default="cpu", description="Where inference runs: cpu, cuda, mps.")
+    max_texts: int = Field(default=256, ge=1, description="Most texts in one request.")
+    max_text_chars: int = Field(default=100_000, ge=1, description="Longest text, in characters.")
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="Largest request body.")
+    max_batch_texts: int = Field(
+        default=1024,
+        ge=1,
+        description="Most texts the micro-batcher joins into one predictor call; a single request "
+        "larger than this still runs whole, alone.",
+    )
+    ready_timeout_s: float = Field(
+        default=5.0, gt=0, description="How long /readyz waits for a probe prediction."
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="When set, /v1/* requires `Authorization: Bearer <key>`."
+    )
+    log_level: LogLevel = "info"
+    access_log: bool = Field(
+        default=False,
+        description="Log every request. Off by default: /metrics already counts requests, and "
+        "formatting a log line costs a noticeable share of a one-text request.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed by CORS, as JSON: TEXTCLF_CORS_ORIGINS='[\"https://a.b\"]'. "
+        "Empty (the default) leaves CORS off.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lowercase_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("api_key")
+    @classmethod
+    def _non_empty_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty key would "enable" auth that an empty header satisfies: refuse it outright.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty; unset TEXTCLF_API_KEY to turn authentication off")
+        return value
+
+
+def get_settings() -> Settings:
+    """Settings from the environment; raises pydantic's ValidationError naming any bad variable."""
+    return Settings()  # type: ignore[call-arg]  # model_path comes from the environment
