@@ -1,0 +1,219 @@
+"""TF-IDF features: the JSON state must rebuild a vectorizer whose output is bit-identical."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from textclf.config import (
+    TUTORIAL_CATEGORIES,
+    DataConfig,
+    FeatureConfig,
+    feature_config_from_dict,
+    to_dict,
+)
+from textclf.data import Splits, load_splits
+from textclf.errors import ConfigError
+from textclf.features import (
+    STATE_VERSION,
+    batches,
+    build_vectorizer,
+    n_features,
+    to_torch,
+    vectorizer_from_state,
+    vectorizer_state,
+)
+
+CONFIG = FeatureConfig(ngram_range=(1, 2), max_features=20_000)
+
+ODD_TEXTS = [
+    "",
+    "   \t\n  ",
+    "The shuttle launch was delayed by weather",
+    "THE SHUTTLE LAUNCH WAS DELAYED BY WEATHER",
+    "🚀🚀 launch 🌍 orbit ✨",
+    "naïve café résumé Ångström",
+    "ロケットの打ち上げ 火箭发射",
+    "الإطلاق تأجل بسبب الطقس שיגור",
+    "nul\x00byte and \x07 bell \x1b[31m escape",
+    "zzqxjv wwkpfq unknownword",
+    "space " * 2_000,
+    "pitcher, catcher; inning! (home-run) 3.14 1993 e-mail@x.org",
+]
+
+
+@pytest.fixture(scope="module")
+def splits(archive: Path) -> Splits:
+    return load_splits(DataConfig(archive=archive, categories=TUTORIAL_CATEGORIES))
+
+
+@pytest.fixture(scope="module")
+def fitted(splits: Splits) -> TfidfVectorizer:
+    return build_vectorizer(CONFIG).fit(splits.train.texts)
+
+
+def _json_round_trip(vectorizer: TfidfVectorizer, config: FeatureConfig) -> TfidfVectorizer:
+    text = json.dumps(vectorizer_state(vectorizer, config), ensure_ascii=False)
+    return vectorizer_from_state(json.loads(text))
+
+
+def _assert_identical(a: sp.csr_matrix, b: sp.csr_matrix) -> None:
+    assert a.shape == b.shape
+    assert a.dtype == b.dtype == np.float32
+    assert np.array_equal(a.indptr, b.indptr)
+    assert np.array_equal(a.indices, b.indices)
+    assert np.array_equal(a.data, b.data)  # bit-identical, not merely close
+
+
+def test_round_trip_is_bit_identical_on_20_newsgroups(
+    fitted: TfidfVectorizer, splits: Splits
+) -> None:
+    assert splits.test is not None
+    restored = _json_round_trip(fitted, CONFIG)
+    texts = splits.val.texts + splits.test.texts[:300]
+    _assert_identical(fitted.transform(texts), restored.transform(texts))
+
+
+def test_round_trip_is_bit_identical_on_odd_texts(fitted: TfidfVectorizer) -> None:
+    restored = _json_round_trip(fitted, CONFIG)
+    _assert_identical(fitted.transform(ODD_TEXTS), restored.transform(ODD_TEXTS))
+    for text in ODD_TEXTS:  # one at a time too: a batch must not change a row
+        _assert_identical(fitted.transform([text]), restored.transform([text]))
+
+
+def test_round_trip_keeps_vocabulary_idf_and_settings(fitted: TfidfVectorizer) -> None:
+    state = vectorizer_state(fitted, CONFIG)
+    assert state["state_version"] == STATE_VERSION
+    assert len(state["terms"]) == len(state["idf"]) == n_features(fitted) <= 20_000
+    restored = _json_round_trip(fitted, CONFIG)
+    assert restored.vocabulary_ == fitted.vocabulary_
+    assert np.array_equal(restored.idf_, fitted.idf_)
+    assert restored.get_params() == fitted.get_params()
+    assert feature_config_from_dict(state["config"]) == CONFIG
+
+
+def test_round_trip_with_non_default_settings(splits: Splits) -> None:
+    config = FeatureConfig(
+        ngram_range=(1, 3),
+        min_df=0.001,
+        max_df=0.9,
+        max_features=None,
+        sublinear_tf=False,
+        lowercase=False,
+        stop_words="english",
+    )
+    texts = splits.train.texts[:400]
+    fitted = build_vectorizer(config).fit(texts)
+    restored = _json_round_trip(fitted, config)
+    _assert_identical(fitted.transform(texts + ODD_TEXTS), restored.transform(texts + ODD_TEXTS))
+
+
+def test_unknown_words_give_an_empty_row(fitted: TfidfVectorizer) -> None:
+    row = _json_round_trip(fitted, CONFIG).transform(["zzqxjv wwkpfq", ""])
+    assert row.shape == (2, n_features(fitted))
+    assert row.nnz == 0
+
+
+def _state(**changes: Any) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "state_version": STATE_VERSION,
+        "config": to_dict(FeatureConfig(ngram_range=(1, 1))),
+        "terms": ["launch", "orbit", "pitcher"],
+        "idf": [1.5, 2.0, 2.5],
+    }
+    state.update(changes)
+    return state
+
+
+def test_a_hand_written_state_loads() -> None:
+    vectorizer = vectorizer_from_state(_state())
+    x = vectorizer.transform(["launch orbit orbit", "pitcher"])
+    assert x.shape == (2, 3)
+    assert x[1, 2] == pytest.approx(1.0)  # one term, l2-normalised
+
+
+@pytest.mark.parametrize("version", [0, 2, "1", None])
+def test_state_rejects_other_versions(version: object) -> None:
+    with pytest.raises(ValueError, match="unsupported vectorizer state version"):
+        vectorizer_from_state(_state(state_version=version))
+
+
+def test_state_rejects_a_missing_version() -> None:
+    state = _state()
+    del state["state_version"]
+    with pytest.raises(ValueError, match="unsupported vectorizer state version"):
+        vectorizer_from_state(state)
+
+
+def test_state_rejects_duplicate_terms() -> None:
+    with pytest.raises(ValueError, match="duplicate terms"):
+        vectorizer_from_state(_state(terms=["launch", "orbit", "launch"]))
+
+
+@pytest.mark.parametrize("idf", [[1.0, 2.0], [1.0, 2.0, 3.0, 4.0]])
+def test_state_rejects_length_mismatch(idf: list[float]) -> None:
+    with pytest.raises(ValueError, match=f"3 terms but {len(idf)} idf values"):
+        vectorizer_from_state(_state(idf=idf))
+
+
+@pytest.mark.parametrize("key", ["config", "terms", "idf"])
+def test_state_rejects_missing_keys(key: str) -> None:
+    state = _state()
+    del state[key]
+    with pytest.raises(KeyError):
+        vectorizer_from_state(state)
+
+
+def test_to_torch_matches_the_scipy_matrix(fitted: TfidfVectorizer, splits: Splits) -> None:
+    batch = fitted.transform(splits.val.texts[:16] + ODD_TEXTS)
+    tensor = to_torch(batch)
+    assert tensor.layout == torch.sparse_csr
+    assert tensor.dtype == torch.float32
+    assert tensor.crow_indices().dtype == tensor.col_indices().dtype == torch.int64
+    assert tuple(tensor.shape) == batch.shape
+    assert np.array_equal(tensor.to_dense().numpy(), batch.toarray())
+
+
+def test_to_torch_accepts_other_sparse_formats_and_dtypes() -> None:
+    dense = np.array([[0.0, 1.5, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, -0.25]])
+    for matrix in (sp.coo_matrix(dense), sp.csc_matrix(dense.astype(np.float64))):
+        tensor = to_torch(matrix)
+        assert tensor.dtype == torch.float32
+        assert np.array_equal(tensor.to_dense().numpy(), dense.astype(np.float32))
+
+
+def test_batches_cover_rows_in_the_given_order() -> None:
+    matrix = sp.csr_matrix(np.arange(20, dtype=np.float32).reshape(10, 2))
+    order = np.array([9, 3, 0, 5, 1, 2, 8, 7, 6, 4])
+    seen = list(batches(matrix, order, 4))
+    assert [len(index) for index, _ in seen] == [4, 4, 2]
+    assert np.array_equal(np.concatenate([index for index, _ in seen]), order)
+    for index, rows in seen:
+        assert np.array_equal(rows.toarray(), matrix[index].toarray())
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"ngram_range": (2, 1)}, "ngram_range"),
+        ({"ngram_range": (0, 1)}, "ngram_range"),
+        ({"stop_words": "french"}, "stop_words"),
+    ],
+)
+def test_feature_config_rejects_bad_values(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        FeatureConfig(**changes)
+
+
+def test_feature_config_round_trips_through_a_dict() -> None:
+    config = FeatureConfig(ngram_range=(1, 3), min_df=0.01, stop_words="english")
+    raw = json.loads(json.dumps(to_dict(config)))
+    assert raw["ngram_range"] == [1, 3]
+    assert feature_config_from_dict(raw) == config

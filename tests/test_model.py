@@ -1,0 +1,208 @@
+"""The MLP and its sparse first layer, checked against plain dense arithmetic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from textclf.config import ModelConfig
+from textclf.errors import ConfigError
+from textclf.features import to_torch
+from textclf.model import MLP, SparseLinear
+
+N_FEATURES, N_OUT = 50, 6
+
+
+def _sparse_batch(rows: int = 8, cols: int = N_FEATURES, seed: int = 0) -> sp.csr_matrix:
+    """A random CSR batch with one empty row, like a text with no known word."""
+    matrix = sp.random(rows, cols, density=0.1, format="csr", dtype=np.float32, random_state=seed)
+    matrix = sp.lil_matrix(matrix)
+    matrix[rows // 2, :] = 0
+    return sp.csr_matrix(matrix)
+
+
+def _layer(seed: int = 0) -> SparseLinear:
+    torch.manual_seed(seed)
+    return SparseLinear(N_FEATURES, N_OUT)
+
+
+def _dense_reference(layer: SparseLinear, batch: sp.csr_matrix) -> torch.Tensor:
+    return torch.from_numpy(batch.toarray()) @ layer.weight.detach() + layer.bias.detach()
+
+
+def test_sparse_linear_inference_path_equals_dense_matmul() -> None:
+    layer, batch = _layer(), _sparse_batch()
+    with torch.no_grad():
+        out = layer(to_torch(batch))
+    assert out.shape == (batch.shape[0], N_OUT)
+    assert torch.allclose(out, _dense_reference(layer, batch), atol=1e-6)
+
+
+def test_sparse_linear_inference_mode_and_frozen_weight_equal_dense_matmul() -> None:
+    layer, batch = _layer(), _sparse_batch()
+    expected = _dense_reference(layer, batch)
+    with torch.inference_mode():
+        assert torch.allclose(layer(to_torch(batch)), expected, atol=1e-6)
+    layer.weight.requires_grad_(False)
+    assert torch.allclose(layer(to_torch(batch)).detach(), expected, atol=1e-6)
+
+
+def test_sparse_linear_training_path_equals_dense_matmul() -> None:
+    layer, batch = _layer(), _sparse_batch()
+    assert torch.is_grad_enabled()
+    out = layer(to_torch(batch))
+    assert out.requires_grad
+    assert torch.allclose(out.detach(), _dense_reference(layer, batch), atol=1e-6)
+
+
+def test_both_paths_agree_with_each_other() -> None:
+    layer, batch = _layer(), _sparse_batch(rows=32, seed=3)
+    train_out = layer(to_torch(batch)).detach()
+    with torch.no_grad():
+        eval_out = layer(to_torch(batch))
+    assert torch.allclose(train_out, eval_out, atol=1e-6)
+
+
+def test_weight_gradient_is_sparse_and_touches_only_rows_in_the_batch() -> None:
+    layer, batch = _layer(), _sparse_batch()
+    target = torch.randn(batch.shape[0], N_OUT, generator=torch.Generator().manual_seed(1))
+    (layer(to_torch(batch)) * target).sum().backward()
+
+    grad = layer.weight.grad
+    assert grad is not None and grad.is_sparse
+    grad = grad.coalesce()
+    touched = set(grad.indices()[0].tolist())
+    present = set(batch.indices.tolist())
+    assert touched == present
+    assert len(present) < N_FEATURES  # the check means something only if some rows are absent
+
+    # Same numbers as autograd through the dense product.
+    weight = layer.weight.detach().clone().requires_grad_(True)
+    bias = layer.bias.detach().clone().requires_grad_(True)
+    ((torch.from_numpy(batch.toarray()) @ weight + bias) * target).sum().backward()
+    assert weight.grad is not None and bias.grad is not None and layer.bias.grad is not None
+    assert torch.allclose(grad.to_dense(), weight.grad, atol=1e-5)
+    absent = sorted(set(range(N_FEATURES)) - present)
+    assert torch.count_nonzero(weight.grad[absent]) == 0
+    assert torch.allclose(layer.bias.grad, bias.grad, atol=1e-5)
+
+
+def test_a_batch_with_no_known_terms_trains_without_error() -> None:
+    layer = _layer()
+    empty = sp.csr_matrix((3, N_FEATURES), dtype=np.float32)
+    out = layer(to_torch(empty))
+    assert torch.allclose(out.detach(), layer.bias.detach().expand(3, -1))
+    out.sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.coalesce().values().numel() == 0
+
+
+def test_sparse_adam_moves_only_rows_in_the_batch() -> None:
+    layer, batch = _layer(), _sparse_batch()
+    before = layer.weight.detach().clone()
+    optimizer = torch.optim.SparseAdam([layer.weight], lr=0.1)
+    layer(to_torch(batch)).sum().backward()
+    optimizer.step()
+    changed = set(torch.nonzero((layer.weight.detach() != before).any(1)).flatten().tolist())
+    assert changed == set(batch.indices.tolist())
+
+
+def _mlp(hidden: tuple[int, ...] = (16, 8), dropout: float = 0.5, seed: int = 0) -> MLP:
+    torch.manual_seed(seed)
+    return MLP(ModelConfig(n_features=N_FEATURES, n_labels=4, hidden=hidden, dropout=dropout))
+
+
+@pytest.mark.parametrize("hidden", [(16,), (16, 8), (32, 16, 8)])
+def test_mlp_output_shape(hidden: tuple[int, ...]) -> None:
+    model = _mlp(hidden)
+    assert len(model.hidden) == len(hidden) - 1
+    batch = _sparse_batch(rows=5)
+    assert model(to_torch(batch)).shape == (5, 4)
+    with torch.no_grad():
+        assert model.eval()(to_torch(batch)).shape == (5, 4)
+
+
+def test_dropout_is_off_in_eval_and_on_in_train() -> None:
+    model, x = _mlp(dropout=0.5), to_torch(_sparse_batch(rows=16))
+    model.eval()
+    with torch.no_grad():
+        first, second = model(x), model(x)
+    assert torch.equal(first, second)
+
+    # Same weights, no dropout at all: eval mode must give the same numbers.
+    plain = _mlp(dropout=0.0)
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(plain.eval()(x), first, atol=1e-6)
+
+    model.train()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        noisy = model(x)
+    assert not torch.allclose(noisy, first)
+
+
+def test_sparse_and_dense_parameters_cover_every_parameter_once() -> None:
+    model = _mlp(hidden=(16, 8))
+    sparse, dense = model.sparse_parameters(), model.dense_parameters()
+    ids = [id(p) for p in sparse + dense]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {id(p) for p in model.parameters()}
+    assert [id(p) for p in sparse] == [id(model.input.weight)]
+    assert id(model.input.bias) in {id(p) for p in dense}
+
+
+def test_one_training_step_updates_every_layer() -> None:
+    model, batch = _mlp(dropout=0.0), _sparse_batch(rows=16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizers = [
+        torch.optim.SparseAdam(model.sparse_parameters(), lr=0.01),
+        torch.optim.Adam(model.dense_parameters(), lr=0.01),
+    ]
+    loss = torch.nn.functional.cross_entropy(model(to_torch(batch)), torch.arange(16) % 4)
+    loss.backward()
+    for optimizer in optimizers:
+        optimizer.step()
+    for name, value in model.state_dict().items():
+        assert not torch.equal(value, before[name]), name
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"n_features": 0}, "at least one feature"),
+        ({"n_labels": 1}, "two labels"),
+        ({"hidden": ()}, "hidden sizes"),
+        ({"hidden": (16, 0)}, "hidden sizes"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"dropout": -0.1}, "dropout"),
+    ],
+)
+def test_model_config_rejects_bad_values(changes: dict[str, Any], message: str) -> None:
+    raw: dict[str, Any] = {"n_features": 10, "n_labels": 3, **changes}
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(**raw)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu() -> None:
+    model, batch = _mlp(hidden=(16, 8)).eval(), _sparse_batch(rows=32, seed=5)
+    with torch.no_grad():
+        on_cpu = model(to_torch(batch))
+        on_gpu = model.to("cuda")(to_torch(batch, "cuda"))
+    assert on_gpu.device.type == "cuda"
+    assert torch.allclose(on_gpu.cpu(), on_cpu, atol=1e-5)
+
+    # The training path too: sparse gradient rows on the GPU equal those on the CPU.
+    layer = _layer()
+    layer(to_torch(batch)).sum().backward()
+    layer_gpu = _layer().to("cuda")
+    layer_gpu(to_torch(batch, "cuda")).sum().backward()
+    assert layer.weight.grad is not None and layer_gpu.weight.grad is not None
+    assert torch.allclose(
+        layer_gpu.weight.grad.to_dense().cpu(), layer.weight.grad.to_dense(), atol=1e-5
+    )

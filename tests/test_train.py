@@ -1,0 +1,238 @@
+"""The fit loop on real data: it learns, it is reproducible, it keeps the best epoch, it stops."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from textclf.config import TUTORIAL_CATEGORIES, DataConfig, FeatureConfig, TrainConfig
+from textclf.data import load_splits
+from textclf.device import _mps_available, resolve_device
+from textclf.errors import ConfigError, TrainingInterrupted
+from textclf.features import build_vectorizer
+from textclf.train import FitResult, evaluate_loss, fit, predict_logits
+
+# Unigrams, a small vocabulary and small batches: a few seconds per fit on two cores.
+FEATURES = FeatureConfig(ngram_range=(1, 1), max_features=5_000)
+BASE = TrainConfig(hidden=(32,), epochs=3, batch_size=64, lr=3e-3, device="cpu", seed=0)
+
+
+@dataclass(frozen=True)
+class Data:
+    x_train: sp.csr_matrix
+    y_train: np.ndarray
+    x_val: sp.csr_matrix
+    y_val: np.ndarray
+    n_labels: int
+
+
+@pytest.fixture(scope="module")
+def data(archive: Path) -> Data:
+    splits = load_splits(DataConfig(archive=archive, categories=TUTORIAL_CATEGORIES))
+    index = {label: i for i, label in enumerate(splits.labels)}
+    vectorizer = build_vectorizer(FEATURES)
+    return Data(
+        x_train=vectorizer.fit_transform(splits.train.texts),
+        y_train=np.array([index[x] for x in splits.train.labels], dtype=np.int64),
+        x_val=vectorizer.transform(splits.val.texts),
+        y_val=np.array([index[x] for x in splits.val.labels], dtype=np.int64),
+        n_labels=len(splits.labels),
+    )
+
+
+def _fit(data: Data, y_val: np.ndarray | None = None, **changes: Any) -> FitResult:
+    config = TrainConfig(**{**asdict(BASE), **changes})
+    y_val = data.y_val if y_val is None else y_val
+    return fit(
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        y_val,
+        n_labels=data.n_labels,
+        config=config,
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def result(data: Data) -> FitResult:
+    return _fit(data)
+
+
+def _history(result: FitResult) -> list[dict[str, float]]:
+    """Epoch stats without wall-clock time, which is never reproducible."""
+    return [{k: v for k, v in asdict(h).items() if k != "seconds"} for h in result.history]
+
+
+def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for name in sa:
+        assert torch.equal(sa[name], sb[name]), name
+
+
+def test_fit_learns_the_tutorial_categories(result: FitResult, data: Data) -> None:
+    assert result.device == "cpu"
+    assert 1 <= result.best_epoch <= len(result.history) <= BASE.epochs
+    _, val_accuracy = evaluate_loss(result.model, data.x_val, data.y_val)
+    assert val_accuracy >= 0.85
+    assert result.best.val_accuracy == val_accuracy
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    assert not result.model.training  # handed back ready for inference
+
+
+def test_fit_builds_the_model_from_the_config(result: FitResult, data: Data) -> None:
+    config = result.model.config
+    assert config.n_features == data.x_train.shape[1] <= 5_000
+    assert config.n_labels == data.n_labels == 3
+    assert config.hidden == BASE.hidden and config.dropout == BASE.dropout
+
+
+def test_predict_logits_shape_and_batches(result: FitResult, data: Data) -> None:
+    logits = predict_logits(result.model, data.x_val)
+    assert logits.shape == (data.x_val.shape[0], data.n_labels)
+    assert logits.dtype == np.float32
+    assert np.isfinite(logits).all()
+    empty = predict_logits(result.model, data.x_val[:0])
+    assert empty.shape == (0, data.n_labels)
+
+
+def test_same_seed_gives_identical_weights_and_history(result: FitResult, data: Data) -> None:
+    again = _fit(data)
+    _assert_same_weights(result.model, again.model)
+    assert _history(again) == _history(result)
+    assert again.best_epoch == result.best_epoch
+
+
+def test_another_seed_gives_other_weights(result: FitResult, data: Data) -> None:
+    other = _fit(data, seed=1, epochs=1)
+    assert not torch.equal(other.model.input.weight, result.model.input.weight)
+
+
+def test_early_stopping_restores_the_best_epoch(data: Data) -> None:
+    # Validation labels shifted by one: the better the model learns the real labels, the worse
+    # it scores here, so validation peaks early and training stops `patience` epochs later.
+    misleading = (data.y_val + 1) % data.n_labels
+    patience, epochs = 2, 10
+    stopped = _fit(data, misleading, epochs=epochs, patience=patience)
+
+    history = stopped.history
+    assert len(history) < epochs  # it did stop early
+    assert [h.epoch for h in history] == list(range(1, len(history) + 1))
+    assert stopped.best_epoch == len(history) - patience
+    keys = [(h.val_accuracy, -h.val_loss) for h in history]
+    assert keys.index(max(keys)) + 1 == stopped.best_epoch
+
+    # The returned model is the best epoch's, not the last one's ...
+    val_loss, val_accuracy = evaluate_loss(stopped.model, data.x_val, misleading)
+    assert val_accuracy == stopped.best.val_accuracy
+    assert val_loss == pytest.approx(stopped.best.val_loss, rel=1e-6)
+    assert (val_accuracy, -val_loss) != (history[-1].val_accuracy, -history[-1].val_loss)
+
+    # ... and exactly the model a run that ended at the best epoch produces.
+    short = _fit(data, misleading, epochs=stopped.best_epoch, patience=patience)
+    _assert_same_weights(stopped.model, short.model)
+
+
+def test_should_stop_before_training_raises(data: Data) -> None:
+    with pytest.raises(TrainingInterrupted, match="no artifact was written"):
+        fit(
+            data.x_train,
+            data.y_train,
+            data.x_val,
+            data.y_val,
+            n_labels=data.n_labels,
+            config=BASE,
+            progress=False,
+            should_stop=lambda: True,
+        )
+
+
+def test_should_stop_mid_epoch_raises(data: Data) -> None:
+    calls = 0
+
+    def stop_on_the_fifth_batch() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls >= 5
+
+    with pytest.raises(TrainingInterrupted):
+        fit(
+            data.x_train,
+            data.y_train,
+            data.x_val,
+            data.y_val,
+            n_labels=data.n_labels,
+            config=BASE,
+            progress=False,
+            should_stop=stop_on_the_fifth_batch,
+        )
+    assert calls == 5  # asked before every batch, and nothing ran after it said stop
+
+
+def test_progress_output_lists_every_epoch(data: Data, capsys: pytest.CaptureFixture[str]) -> None:
+    fit(
+        data.x_train[:200],
+        data.y_train[:200],
+        data.x_val,
+        data.y_val,
+        n_labels=data.n_labels,
+        config=TrainConfig(**{**asdict(BASE), "epochs": 2, "patience": 5}),
+        progress=True,
+    )
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "epoch  1" in text and "epoch  2" in text and "val_acc" in text
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"patience": 0}, "patience"),
+        ({"lr": 0.0}, "lr"),
+        ({"label_smoothing": 1.0}, "label_smoothing"),
+    ],
+)
+def test_train_config_rejects_bad_values(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_resolve_device_refuses_missing_cuda() -> None:
+    with pytest.raises(ConfigError, match=r"cuda.*no CUDA device"):
+        resolve_device("cuda")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_fit_refuses_missing_cuda_before_training(data: Data) -> None:
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        _fit(data, device="cuda")
+
+
+@pytest.mark.skipif(_mps_available(), reason="this machine has MPS")
+def test_resolve_device_refuses_missing_mps() -> None:
+    with pytest.raises(ConfigError, match=r"mps.*not available"):
+        resolve_device("mps")
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available() or _mps_available(), reason="this machine has an accelerator"
+)
+def test_resolve_device_auto_is_cpu_here() -> None:
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device() == torch.device("cpu")
+
+
+def test_resolve_device_cpu_and_unknown() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
