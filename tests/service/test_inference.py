@@ -1,0 +1,171 @@
+"""The micro-batcher, with a stand-in predictor whose calls the test controls step by step."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from service.errors import NotReady
+from service.inference import MicroBatcher, ModelHolder
+from textclf.schemas import LabelScore, ModelRef, Prediction
+
+pytestmark = pytest.mark.anyio
+
+
+class FakePredictor:
+    """Scores each text by its length; `gate` holds a call until the test releases it."""
+
+    labels = ("short", "long")
+
+    def __init__(self, version: str = "v1", *, gated: bool = False) -> None:
+        self.ref = ModelRef(name="fake", version=version)
+        self.calls: list[list[str]] = []
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        if not gated:
+            self.gate.set()
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        self.entered.set()
+        self.gate.wait()
+        if "explode" in texts:
+            raise ValueError("cannot classify 'explode'")
+        return _scores(texts)
+
+    def to_predictions(self, probs: np.ndarray, top_k: int) -> list[Prediction]:
+        out = []
+        for row in probs.tolist():
+            ranked = sorted(zip(self.labels, row, strict=True), key=lambda p: -p[1])[:top_k]
+            top = [LabelScore(label=label, score=score) for label, score in ranked]
+            out.append(Prediction(label=top[0].label, score=top[0].score, top_k=top))
+        return out
+
+
+def _scores(texts: Sequence[str]) -> np.ndarray:
+    long = np.array([min(len(t), 10) / 10 for t in texts])
+    return np.stack([1 - long, long], axis=1)
+
+
+def _batcher(predictor: FakePredictor, **kwargs: object) -> MicroBatcher:
+    return MicroBatcher(ModelHolder(predictor), **kwargs)  # type: ignore[arg-type]
+
+
+async def _entered(predictor: FakePredictor) -> None:
+    await asyncio.to_thread(predictor.entered.wait)
+    predictor.entered.clear()
+
+
+async def test_requests_arriving_during_a_call_share_the_next_one() -> None:
+    predictor = FakePredictor(gated=True)
+    batches: list[int] = []
+    batcher = _batcher(predictor, on_batch=batches.append)
+    first = asyncio.ensure_future(batcher.predict(["a"], 1))
+    await _entered(predictor)  # the first call is running and blocked
+    waiting = [asyncio.ensure_future(batcher.predict([f"text {i}", "x" * i], 2)) for i in range(5)]
+    await asyncio.sleep(0)
+    predictor.gate.set()
+    results = await asyncio.gather(first, *waiting)
+
+    assert predictor.calls[0] == ["a"]
+    assert len(predictor.calls) == 2, "the five queued requests went in one call"
+    assert batches == [1, 10]
+    for i, result in enumerate(results[1:]):
+        texts = [f"text {i}", "x" * i]
+        assert result.predictions == predictor.to_predictions(_scores(texts), 2)
+    batcher.close()
+
+
+async def test_a_lone_request_is_dispatched_immediately() -> None:
+    predictor = FakePredictor()
+    batcher = _batcher(predictor)
+
+    result = await batcher.predict(["hello world"], 1)
+
+    assert result.model == predictor.ref
+    assert result.predictions[0].label == "long"
+    batcher.close()
+
+
+async def test_batches_respect_max_batch_texts_but_never_split_a_request() -> None:
+    predictor = FakePredictor(gated=True)
+    batcher = _batcher(predictor, max_batch_texts=4)
+    first = asyncio.ensure_future(batcher.predict(["a"], 1))
+    await _entered(predictor)
+    queued = [asyncio.ensure_future(batcher.predict(["b"] * n, 1)) for n in (3, 2, 6, 1)]
+    await asyncio.sleep(0)
+    predictor.gate.set()
+    await asyncio.gather(first, *queued)
+
+    assert [len(c) for c in predictor.calls] == [1, 3, 2, 6, 1]
+    batcher.close()
+
+
+async def test_a_failing_request_does_not_fail_its_batch_mates() -> None:
+    predictor = FakePredictor(gated=True)
+    batcher = _batcher(predictor)
+    first = asyncio.ensure_future(batcher.predict(["a"], 1))
+    await _entered(predictor)
+    good = asyncio.ensure_future(batcher.predict(["fine"], 1))
+    bad = asyncio.ensure_future(batcher.predict(["explode"], 1))
+    await asyncio.sleep(0)
+    predictor.gate.set()
+    await first
+
+    assert (await good).predictions[0].label == "short"
+    with pytest.raises(ValueError, match="explode"):
+        await bad
+    batcher.close()
+
+
+async def test_cancelled_requests_are_skipped() -> None:
+    predictor = FakePredictor(gated=True)
+    batcher = _batcher(predictor)
+    first = asyncio.ensure_future(batcher.predict(["a"], 1))
+    await _entered(predictor)
+    abandoned = asyncio.ensure_future(batcher.predict(["abandoned"], 1))
+    kept = asyncio.ensure_future(batcher.predict(["kept"], 1))
+    await asyncio.sleep(0)
+    abandoned.cancel()
+    predictor.gate.set()
+    await asyncio.gather(first, kept)
+
+    assert predictor.calls == [["a"], ["kept"]]
+    batcher.close()
+
+
+async def test_swapping_the_model_lets_in_flight_work_finish_on_the_old_one() -> None:
+    old, new = FakePredictor("v1", gated=True), FakePredictor("v2")
+    holder = ModelHolder(old)  # type: ignore[arg-type]
+    batcher = MicroBatcher(holder)
+    in_flight = asyncio.ensure_future(batcher.predict(["a"], 1))
+    await _entered(old)
+    assert holder.swap(new) is old  # type: ignore[arg-type]
+    queued = asyncio.ensure_future(batcher.predict(["b"], 1))
+    await asyncio.sleep(0)
+    old.gate.set()
+
+    assert (await in_flight).model.version == "v1"
+    assert (await queued).model.version == "v2"
+    batcher.close()
+
+
+async def test_close_fails_queued_work_and_refuses_new_work() -> None:
+    predictor = FakePredictor(gated=True)
+    batcher = _batcher(predictor)
+    running = asyncio.ensure_future(batcher.predict(["a"], 1))
+    await _entered(predictor)
+    queued = asyncio.ensure_future(batcher.predict(["b"], 1))
+    await asyncio.sleep(0)
+    predictor.gate.set()
+    await asyncio.to_thread(batcher.close)
+
+    with pytest.raises(NotReady):
+        await queued
+    with pytest.raises(NotReady, match="shutting down"):
+        await batcher.predict(["c"], 1)
+    running.cancel()
