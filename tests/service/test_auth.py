@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 from service.testing import LiveServer
-
 from textclf.client import AuthenticationError, Client
 
 API_KEY = "test-key-5f0c9b"  # the key tests/service/conftest.py gives `keyed_server`

@@ -13,7 +13,20 @@ from textclf.schemas import Prediction
 
 pytestmark = pytest.mark.anyio
 
-WORDS = "rocket orbit pitcher inning shader polygon nasa baseball render moon bat pixel".split()
+WORDS = [
+    "rocket",
+    "orbit",
+    "pitcher",
+    "inning",
+    "shader",
+    "polygon",
+    "nasa",
+    "baseball",
+    "render",
+    "moon",
+    "bat",
+    "pixel",
+]
 
 
 def _text(i: int) -> str:
