@@ -33,7 +33,7 @@ from safetensors.torch import save as save_safetensors
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from textclf.config import ModelConfig, model_config_from_dict, to_dict
-from textclf.errors import ArtifactError
+from textclf.errors import ArtifactError, ConfigError
 from textclf.features import vectorizer_from_state
 from textclf.model import MLP
 
@@ -241,9 +241,18 @@ def _verified_bytes(root: Path, name: str, entry: object) -> bytes:
 
 
 def _load_vectorizer(path: Path, data: bytes) -> TfidfVectorizer:
+    # ConfigError: bad settings inside the state; AttributeError: a state that is not an object.
     try:
         return vectorizer_from_state(json.loads(data))
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+        AttributeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        ConfigError,
+    ) as exc:
         raise ArtifactError(f"invalid vectorizer state ({exc})", path=path) from None
 
 
@@ -251,7 +260,7 @@ def _load_model(root: Path, manifest: dict[str, Any], data: bytes, n_terms: int)
     path = root / WEIGHTS
     try:
         config = model_config_from_dict(manifest["model_config"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise ArtifactError(f"invalid model_config ({exc})", path=root / MANIFEST) from None
     _check_consistency(root, manifest, config, n_terms)
     try:
