@@ -146,6 +146,10 @@ class _BaseClient:
     def _unwrap(response: PredictResponse, single: bool) -> Prediction | list[Prediction]:
         return response.predictions[0] if single else response.predictions
 
+    def _check_open(self, closed: bool) -> None:
+        if closed:
+            raise ClientError(f"{self!r} is closed; create a new client")
+
     # --- retry policy -----------------------------------------------------------------------
 
     def _delay(self, attempt: int) -> float:
@@ -287,6 +291,7 @@ class Client(_BaseClient):
         self.close()
 
     def _send(self, call: _Call[T]) -> T:
+        self._check_open(self._http.is_closed)
         attempt = 0
         while True:
             try:
@@ -366,6 +371,7 @@ class AsyncClient(_BaseClient):
         await self.aclose()
 
     async def _send(self, call: _Call[T]) -> T:
+        self._check_open(self._http.is_closed)
         attempt = 0
         while True:
             try:
