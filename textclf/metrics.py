@@ -12,9 +12,12 @@ def classification_report(
     y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
 ) -> dict[str, Any]:
     """Accuracy, macro-F1 and per-label precision/recall/F1/support, JSON-ready."""
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=list(labels), zero_division=0
-    )
+    if len(y_true):
+        precision, recall, f1, support = precision_recall_fscore_support(
+            y_true, y_pred, labels=list(labels), zero_division=0
+        )
+    else:  # scikit-learn refuses empty input; an empty report is all zeros
+        precision = recall = f1 = support = [0] * len(labels)
     per_label = {
         label: {
             "precision": float(p),
