@@ -1,13 +1,17 @@
-"""TF-IDF features: build the vectorizer, save/restore its state as JSON, hand batches to torch.
+"""TF-IDF features: fit, transform, save/restore as JSON, hand batches to torch.
 
-The vectorizer is scikit-learn's own `TfidfVectorizer`, so tokenisation and weighting are exactly
-what users of scikit-learn know. Its learned state (vocabulary, idf) is written as plain JSON, never
-pickled, and rebuilt into a vectorizer whose output is bit-identical to the trained one.
+The vectorizers are scikit-learn's own `TfidfVectorizer`, so tokenisation and weighting are what
+users of scikit-learn know. A model's input columns are the body's TF-IDF, optionally followed by a
+second, weighted TF-IDF of the `Subject:` header line (see `FeatureConfig.subject_weight`). The
+learned state (vocabularies, idf) is written as plain JSON, never pickled, and rebuilt into
+features whose output is bit-identical to the trained ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,56 +22,95 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from textclf.config import FeatureConfig, feature_config_from_dict, to_dict
 
 STATE_VERSION = 1
+# torch flags all sparse CSR use as "beta" on every call; the ops used here are long stable.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+_SUBJECT = re.compile(r"^subject:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 
 
-def build_vectorizer(config: FeatureConfig) -> TfidfVectorizer:
-    """An unfitted vectorizer; float32 output halves memory and matches the model's dtype."""
-    return TfidfVectorizer(
-        ngram_range=config.ngram_range,
-        min_df=config.min_df,
-        max_df=config.max_df,
-        max_features=config.max_features,
-        sublinear_tf=config.sublinear_tf,
-        lowercase=config.lowercase,
-        stop_words=config.stop_words,
-        dtype=np.float32,
-    )
+class TextFeatures:
+    """Texts -> CSR float32 rows: body TF-IDF [+ subject_weight * subject TF-IDF]."""
+
+    def __init__(self, config: FeatureConfig) -> None:
+        self.config = config
+        self.body = _tfidf(
+            config, config.ngram_range, config.min_df, config.max_df, config.max_features
+        )
+        self.subject: TfidfVectorizer | None = None
+
+    @property
+    def n_features(self) -> int:
+        return len(self.body.vocabulary_) + (
+            len(self.subject.vocabulary_) if self.subject is not None else 0
+        )
+
+    def fit(self, texts: Sequence[str]) -> TextFeatures:
+        self.fit_transform(texts)
+        return self
+
+    def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        body = self.body.fit_transform(texts)
+        self.subject = None
+        if self.config.subject_weight > 0:
+            subjects = subject_lines(texts)
+            if any(subjects):
+                cfg = self.config
+                self.subject = _tfidf(cfg, cfg.subject_ngram_range, 1, 1.0, None)
+                return self._join(body, self.subject.fit_transform(subjects))
+        return body
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        body = self.body.transform(texts)
+        if self.subject is None:
+            return body
+        return self._join(body, self.subject.transform(subject_lines(texts)))
+
+    def _join(self, body: sp.csr_matrix, subject: sp.csr_matrix) -> sp.csr_matrix:
+        subject.data *= np.float32(self.config.subject_weight)
+        return sp.hstack([body, subject], format="csr", dtype=np.float32)
 
 
-def vectorizer_state(vectorizer: TfidfVectorizer, config: FeatureConfig) -> dict[str, Any]:
-    """JSON-ready state: terms listed in column order (smaller than a term->index map)."""
-    vocabulary: dict[str, int] = vectorizer.vocabulary_
-    terms = [""] * len(vocabulary)
-    for term, index in vocabulary.items():
-        terms[index] = term
+def subject_lines(texts: Sequence[str]) -> list[str]:
+    """The `Subject:` line of each text's header block ('' when absent)."""
+    out = []
+    for text in texts:
+        end = text.find("\n\n")
+        match = _SUBJECT.search(text, 0, end if end >= 0 else len(text))
+        out.append(match.group(1) if match else "")
+    return out
+
+
+def build_vectorizer(config: FeatureConfig) -> TextFeatures:
+    """Unfitted features for `config`."""
+    return TextFeatures(config)
+
+
+def n_features(features: TextFeatures) -> int:
+    return features.n_features
+
+
+def vectorizer_state(features: TextFeatures, config: FeatureConfig | None = None) -> dict[str, Any]:
+    """JSON-ready state; terms are listed in column order (smaller than a term->index map)."""
     return {
         "state_version": STATE_VERSION,
-        "config": to_dict(config),
-        "terms": terms,
-        "idf": [float(v) for v in vectorizer.idf_],
+        "config": to_dict(config or features.config),
+        **_tfidf_state(features.body),
+        "subject": None if features.subject is None else _tfidf_state(features.subject),
     }
 
 
-def vectorizer_from_state(state: dict[str, Any]) -> TfidfVectorizer:
-    """Rebuild a fitted vectorizer; raises ValueError/KeyError on malformed state."""
+def vectorizer_from_state(state: dict[str, Any]) -> TextFeatures:
+    """Rebuild fitted features; raises ValueError/KeyError/TypeError on malformed state."""
+    if not isinstance(state, dict):
+        raise ValueError("vectorizer state must be a JSON object")
     if state.get("state_version") != STATE_VERSION:
         raise ValueError(f"unsupported vectorizer state version {state.get('state_version')!r}")
-    config = feature_config_from_dict(state["config"])
-    terms: list[str] = state["terms"]
-    idf = np.asarray(state["idf"], dtype=np.float64)
-    if len(terms) != len(idf):
-        raise ValueError(f"{len(terms)} terms but {len(idf)} idf values")
-    if len(set(terms)) != len(terms):
-        raise ValueError("duplicate terms in the vocabulary")
-    vectorizer = build_vectorizer(config)
-    vectorizer.vocabulary_ = {term: i for i, term in enumerate(terms)}
-    vectorizer.idf_ = idf
-    vectorizer.fixed_vocabulary_ = False
-    return vectorizer
-
-
-def n_features(vectorizer: TfidfVectorizer) -> int:
-    return len(vectorizer.vocabulary_)
+    features = TextFeatures(feature_config_from_dict(state["config"]))
+    _restore(features.body, state)
+    subject = state.get("subject")
+    if subject is not None:
+        cfg = features.config
+        features.subject = _restore(_tfidf(cfg, cfg.subject_ngram_range, 1, 1.0, None), subject)
+    return features
 
 
 def to_torch(batch: sp.csr_matrix, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -78,15 +121,51 @@ def to_torch(batch: sp.csr_matrix, device: torch.device | str = "cpu") -> torch.
         torch.from_numpy(batch.indices.astype(np.int64, copy=False)),
         torch.from_numpy(batch.data.astype(np.float32, copy=False)),
         size=batch.shape,
+        check_invariants=False,
     )
-    return tensor.to(device, non_blocking=True) if str(device) != "cpu" else tensor
+    return tensor if str(device) == "cpu" else tensor.to(device, non_blocking=True)
 
 
-def batches(
-    matrix: sp.csr_matrix, order: Iterable[int] | np.ndarray, size: int
-) -> Iterable[tuple[np.ndarray, sp.csr_matrix]]:
-    """Row batches of a CSR matrix in the given order (indices, rows)."""
-    order = np.asarray(order if isinstance(order, np.ndarray) else list(order))
-    for start in range(0, len(order), size):
-        index = order[start : start + size]
-        yield index, matrix[index]
+def _tfidf(
+    config: FeatureConfig,
+    ngram_range: tuple[int, int],
+    min_df: int | float,
+    max_df: float,
+    max_features: int | None,
+) -> TfidfVectorizer:
+    # float32 output halves memory and matches the model's dtype.
+    return TfidfVectorizer(
+        ngram_range=ngram_range,
+        min_df=min_df,
+        max_df=max_df,
+        max_features=max_features,
+        sublinear_tf=config.sublinear_tf,
+        lowercase=config.lowercase,
+        stop_words=config.stop_words,
+        dtype=np.float32,
+    )
+
+
+def _tfidf_state(vectorizer: TfidfVectorizer) -> dict[str, Any]:
+    vocabulary: dict[str, int] = vectorizer.vocabulary_
+    terms = [""] * len(vocabulary)
+    for term, index in vocabulary.items():
+        terms[index] = term
+    return {"terms": terms, "idf": [float(v) for v in vectorizer.idf_]}
+
+
+def _restore(vectorizer: TfidfVectorizer, state: dict[str, Any]) -> TfidfVectorizer:
+    terms = state["terms"]
+    if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+        raise ValueError("'terms' must be a list of strings")
+    idf = np.asarray(state["idf"], dtype=np.float64)
+    if idf.ndim != 1 or len(terms) != len(idf):
+        raise ValueError(f"{len(terms)} terms but {idf.size} idf values")
+    if len(set(terms)) != len(terms):
+        raise ValueError("duplicate terms in the vocabulary")
+    if not np.all(np.isfinite(idf)):
+        raise ValueError("idf values must be finite numbers")
+    vectorizer.vocabulary_ = {term: i for i, term in enumerate(terms)}
+    vectorizer.idf_ = idf
+    vectorizer.fixed_vocabulary_ = False
+    return vectorizer

@@ -46,7 +46,11 @@ class SparseLinear(nn.Module):
         used, local = torch.unique(x.col_indices(), return_inverse=True)
         rows = F.embedding(used, self.weight, sparse=True)
         local_x = torch.sparse_csr_tensor(
-            x.crow_indices(), local, x.values(), size=(x.shape[0], used.numel())
+            x.crow_indices(),
+            local,
+            x.values(),
+            size=(x.shape[0], used.numel()),
+            check_invariants=False,
         )
         return torch.sparse.mm(local_x, rows) + self.bias
 

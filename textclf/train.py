@@ -23,6 +23,7 @@ from textclf.device import resolve_device
 from textclf.errors import TrainingInterrupted
 from textclf.features import to_torch
 from textclf.model import MLP
+from textclf.optim import LazyAdamW
 
 EVAL_BATCH = 2048
 
@@ -101,10 +102,14 @@ def _seed(seed: int, threads: int | None) -> None:
 
 
 def _optimizers(model: MLP, config: TrainConfig) -> list[torch.optim.Optimizer]:
-    """SparseAdam for the huge first layer (only rows in the batch move), Adam for the rest."""
+    """Lazy AdamW for the huge first layer (only rows in the batch move), AdamW for the rest."""
     return [
-        torch.optim.SparseAdam(model.sparse_parameters(), lr=config.first_layer_lr or config.lr),
-        torch.optim.Adam(model.dense_parameters(), lr=config.lr, weight_decay=config.weight_decay),
+        LazyAdamW(
+            model.sparse_parameters(),
+            lr=config.first_layer_lr or config.lr,
+            weight_decay=config.weight_decay,
+        ),
+        torch.optim.AdamW(model.dense_parameters(), lr=config.lr, weight_decay=config.weight_decay),
     ]
 
 

@@ -104,6 +104,12 @@ def _add_train(sub: Any) -> None:
     )
     f.add_argument("--no-sublinear-tf", action="store_true", help="use raw term counts")
     f.add_argument("--stop-words", choices=["english"], default=None)
+    f.add_argument(
+        "--subject-weight",
+        type=float,
+        default=defaults_f.subject_weight,
+        help="weight of the separate Subject: line features (default %(default)s; 0 = off)",
+    )
     t = p.add_argument_group("training")
     t.add_argument(
         "--hidden",
@@ -114,6 +120,12 @@ def _add_train(sub: Any) -> None:
     t.add_argument("--epochs", type=int, default=defaults_t.epochs, help="maximum epochs")
     t.add_argument("--batch-size", type=int, default=defaults_t.batch_size)
     t.add_argument("--lr", type=float, default=defaults_t.lr)
+    t.add_argument(
+        "--weight-decay",
+        type=float,
+        default=defaults_t.weight_decay,
+        help="decoupled weight decay (AdamW; lazy on the first layer)",
+    )
     t.add_argument("--label-smoothing", type=float, default=defaults_t.label_smoothing)
     t.add_argument(
         "--patience",
@@ -161,6 +173,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         max_features=args.max_features or None,
         sublinear_tf=not args.no_sublinear_tf,
         stop_words=args.stop_words,
+        subject_weight=args.subject_weight,
     )
     train = TrainConfig(
         hidden=_ints(args.hidden, "--hidden"),
