@@ -22,7 +22,7 @@ from textclf import artifact as artifact_io
 from textclf.artifact import FORMAT_VERSION, MANIFEST, MODEL_CARD, VECTORIZER, WEIGHTS, sha256
 from textclf.config import TUTORIAL_CATEGORIES, FeatureConfig, ModelConfig
 from textclf.errors import ArtifactError
-from textclf.features import build_vectorizer, to_torch, vectorizer_state
+from textclf.features import build_vectorizer, n_features, to_torch, vectorizer_state
 from textclf.model import MLP
 from textclf.model_card import render_model_card
 from textclf.predictor import Predictor
@@ -101,7 +101,7 @@ def test_save_then_load_gives_identical_probabilities(tmp_path: Path) -> None:
     config = FeatureConfig(ngram_range=(1, 2), min_df=1, max_df=1.0)
     vectorizer = build_vectorizer(config).fit(texts)
     torch.manual_seed(0)
-    n = len(vectorizer.vocabulary_)
+    n = n_features(vectorizer)
     model = MLP(ModelConfig(n_features=n, n_labels=3, hidden=(8, 4))).eval()
     with torch.inference_mode():
         expected = torch.softmax(model(to_torch(vectorizer.transform(texts))), 1).numpy()
@@ -155,7 +155,9 @@ def test_manifest_describes_the_model(trained_model_dir: Path) -> None:
         "hidden": [32],
         "dropout": 0.5,
     }
-    assert 0 < manifest["model_config"]["n_features"] <= 20_000
+    state = json.loads((trained_model_dir / VECTORIZER).read_bytes())
+    assert 0 < len(state["terms"]) <= 20_000  # max_features caps the body's terms
+    assert manifest["model_config"]["n_features"] >= len(state["terms"])
 
     training_config = manifest["training_config"]
     assert training_config["name"] == "test-model"

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from textclf.config import (
     TUTORIAL_CATEGORIES,
@@ -23,13 +22,15 @@ from textclf.data import Splits, load_splits
 from textclf.errors import ConfigError
 from textclf.features import (
     STATE_VERSION,
-    batches,
     build_vectorizer,
     n_features,
     to_torch,
     vectorizer_from_state,
     vectorizer_state,
 )
+
+# Whatever `build_vectorizer` returns: only the module's functions are used on it.
+Features = Any
 
 CONFIG = FeatureConfig(ngram_range=(1, 2), max_features=20_000)
 
@@ -46,6 +47,10 @@ ODD_TEXTS = [
     "zzqxjv wwkpfq unknownword",
     "space " * 2_000,
     "pitcher, catcher; inning! (home-run) 3.14 1993 e-mail@x.org",
+    "From: someone@nasa.gov\nSubject: Re: shuttle launch delayed\n\nThe pitcher threw a curve.",
+    "Subject: \n\nan empty subject line",
+    "subject: lower-case header\nLines: 3\n\nbody text only",
+    "no header at all\n\nSubject: this line is in the body, not a header",
 ]
 
 
@@ -55,11 +60,11 @@ def splits(archive: Path) -> Splits:
 
 
 @pytest.fixture(scope="module")
-def fitted(splits: Splits) -> TfidfVectorizer:
+def fitted(splits: Splits) -> Features:
     return build_vectorizer(CONFIG).fit(splits.train.texts)
 
 
-def _json_round_trip(vectorizer: TfidfVectorizer, config: FeatureConfig) -> TfidfVectorizer:
+def _json_round_trip(vectorizer: Features, config: FeatureConfig) -> Features:
     text = json.dumps(vectorizer_state(vectorizer, config), ensure_ascii=False)
     return vectorizer_from_state(json.loads(text))
 
@@ -72,30 +77,28 @@ def _assert_identical(a: sp.csr_matrix, b: sp.csr_matrix) -> None:
     assert np.array_equal(a.data, b.data)  # bit-identical, not merely close
 
 
-def test_round_trip_is_bit_identical_on_20_newsgroups(
-    fitted: TfidfVectorizer, splits: Splits
-) -> None:
+def test_round_trip_is_bit_identical_on_20_newsgroups(fitted: Features, splits: Splits) -> None:
     assert splits.test is not None
     restored = _json_round_trip(fitted, CONFIG)
     texts = splits.val.texts + splits.test.texts[:300]
     _assert_identical(fitted.transform(texts), restored.transform(texts))
 
 
-def test_round_trip_is_bit_identical_on_odd_texts(fitted: TfidfVectorizer) -> None:
+def test_round_trip_is_bit_identical_on_odd_texts(fitted: Features) -> None:
     restored = _json_round_trip(fitted, CONFIG)
     _assert_identical(fitted.transform(ODD_TEXTS), restored.transform(ODD_TEXTS))
     for text in ODD_TEXTS:  # one at a time too: a batch must not change a row
         _assert_identical(fitted.transform([text]), restored.transform([text]))
 
 
-def test_round_trip_keeps_vocabulary_idf_and_settings(fitted: TfidfVectorizer) -> None:
+def test_round_trip_keeps_vocabulary_idf_and_settings(fitted: Features) -> None:
     state = vectorizer_state(fitted, CONFIG)
     assert state["state_version"] == STATE_VERSION
-    assert len(state["terms"]) == len(state["idf"]) == n_features(fitted) <= 20_000
+    assert len(state["terms"]) == len(state["idf"]) <= 20_000  # the body's vocabulary
+    assert len(state["terms"]) <= n_features(fitted)
     restored = _json_round_trip(fitted, CONFIG)
-    assert restored.vocabulary_ == fitted.vocabulary_
-    assert np.array_equal(restored.idf_, fitted.idf_)
-    assert restored.get_params() == fitted.get_params()
+    assert n_features(restored) == n_features(fitted)
+    assert vectorizer_state(restored, CONFIG) == state  # same terms, same order, same idf
     assert feature_config_from_dict(state["config"]) == CONFIG
 
 
@@ -115,7 +118,7 @@ def test_round_trip_with_non_default_settings(splits: Splits) -> None:
     _assert_identical(fitted.transform(texts + ODD_TEXTS), restored.transform(texts + ODD_TEXTS))
 
 
-def test_unknown_words_give_an_empty_row(fitted: TfidfVectorizer) -> None:
+def test_unknown_words_give_an_empty_row(fitted: Features) -> None:
     row = _json_round_trip(fitted, CONFIG).transform(["zzqxjv wwkpfq", ""])
     assert row.shape == (2, n_features(fitted))
     assert row.nnz == 0
@@ -171,7 +174,7 @@ def test_state_rejects_missing_keys(key: str) -> None:
         vectorizer_from_state(state)
 
 
-def test_to_torch_matches_the_scipy_matrix(fitted: TfidfVectorizer, splits: Splits) -> None:
+def test_to_torch_matches_the_scipy_matrix(fitted: Features, splits: Splits) -> None:
     batch = fitted.transform(splits.val.texts[:16] + ODD_TEXTS)
     tensor = to_torch(batch)
     assert tensor.layout == torch.sparse_csr
@@ -187,16 +190,6 @@ def test_to_torch_accepts_other_sparse_formats_and_dtypes() -> None:
         tensor = to_torch(matrix)
         assert tensor.dtype == torch.float32
         assert np.array_equal(tensor.to_dense().numpy(), dense.astype(np.float32))
-
-
-def test_batches_cover_rows_in_the_given_order() -> None:
-    matrix = sp.csr_matrix(np.arange(20, dtype=np.float32).reshape(10, 2))
-    order = np.array([9, 3, 0, 5, 1, 2, 8, 7, 6, 4])
-    seen = list(batches(matrix, order, 4))
-    assert [len(index) for index, _ in seen] == [4, 4, 2]
-    assert np.array_equal(np.concatenate([index for index, _ in seen]), order)
-    for index, rows in seen:
-        assert np.array_equal(rows.toarray(), matrix[index].toarray())
 
 
 @pytest.mark.parametrize(
