@@ -12,14 +12,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import textclf
+from service.auth import APIKeyMiddleware
 from service.errors import install_error_handlers
 from service.inference import MicroBatcher, ModelHolder
 from service.metrics import Metrics, MetricsMiddleware
-from service.routes import api, ops
+from service.routes import router
 from service.settings import Settings, get_settings
 from textclf.predictor import Predictor
 
@@ -28,6 +30,8 @@ logger = logging.getLogger("textclf.service")
 
 def load_predictor(settings: Settings) -> Predictor:
     """The model named by the settings; raises `textclf.ArtifactError` saying what is wrong."""
+    if settings.torch_threads is not None:
+        torch.set_num_threads(settings.torch_threads)  # per process: each worker sets its own
     return textclf.load(settings.model_path, device=settings.device)
 
 
@@ -46,7 +50,10 @@ def create_app(settings: Settings | None = None, *, predictor: Predictor | None 
             raise
         holder = ModelHolder(loaded)
         batcher = MicroBatcher(
-            holder, max_batch_texts=settings.max_batch_texts, on_batch=metrics.observe_batch
+            holder,
+            max_batch_texts=settings.max_batch_texts,
+            max_wait_s=settings.batch_wait_ms / 1000,
+            on_batch=metrics.observe_batch,
         )
         metrics.set_model(loaded.ref)
         app.state.model, app.state.batcher = holder, batcher
@@ -55,19 +62,18 @@ def create_app(settings: Settings | None = None, *, predictor: Predictor | None 
             yield
         finally:
             del app.state.model, app.state.batcher
-            batcher.close()
+            await batcher.aclose()
 
     app = FastAPI(
         title="textclf",
         version=textclf.__version__,
         summary="Text classification: TF-IDF + PyTorch MLP.",
         lifespan=lifespan,
+        routes=router.routes,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.include_router(api)
-    app.include_router(ops)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -75,5 +81,7 @@ def create_app(settings: Settings | None = None, *, predictor: Predictor | None 
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key"],
         )
+    if settings.api_key is not None:
+        app.add_middleware(APIKeyMiddleware, api_key=settings.api_key.get_secret_value())
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: times everything
     return app

@@ -1,26 +1,32 @@
 """Non-blocking inference: one model holder and a micro-batcher in front of one worker thread.
 
-Request handlers never call the predictor. They hand their texts to `MicroBatcher.predict` and
-await a future. The batcher keeps at most one predictor call in flight on its own thread; whatever
-arrives meanwhile queues up and goes in the *next* call, joined into one `predict_proba`. So:
+Request handlers never call the predictor. They put their texts on the batcher's queue and await a
+future. One dedicated thread takes *everything* queued (up to `max_batch_texts` texts), runs one
+`predict_proba` over it, hands the results back to the event loop in one callback, and repeats;
+when the queue is empty it sleeps until the next request. So:
 
-- the event loop never blocks on TF-IDF or torch, and keeps parsing requests while a batch runs;
-- a lone request is dispatched at once (no batching window, no added latency at low load);
-- under load, the fixed per-call cost (vectorizer setup, sparse conversion, torch dispatch) is
-  paid once per batch instead of once per request;
-- the predictor only ever runs on one thread, so concurrent requests cannot race inside it.
+- the event loop never blocks on TF-IDF or torch;
+- a lone request is picked up at once (no batching window, no added latency at low load);
+- under load, requests that arrive while a batch runs share the next one, so the fixed cost of a
+  predictor call (vectorizer setup, sparse conversion, torch dispatch) and of the thread hand-off
+  is paid once per batch instead of once per request. The thread takes its batch only when it
+  actually runs: it needs the GIL, which it gets once the event loop has parsed every request
+  that was ready, so they all join;
+- the predictor only ever runs on that one thread, so concurrent requests cannot race inside it.
 
-The predictor lives in a `ModelHolder`; each batch reads it once, so a later hot reload can swap
-the holder's predictor atomically while in-flight batches finish on the old one, and every
+The predictor lives in a `ModelHolder`; each batch reads it once, so a hot reload can swap the
+holder's predictor atomically while the running batch finishes on the old one, and every
 response names the model (`ModelRef`) that actually produced it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import logging
-from collections import deque
+import queue
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -57,9 +63,16 @@ class _Job:
     texts: list[str]
     top_k: int
     future: asyncio.Future[Result]
+    loop: asyncio.AbstractEventLoop
 
 
 _Outcome = list[Prediction] | BaseException
+
+
+class _Batch(NamedTuple):
+    model: ModelRef | None
+    jobs: list[_Job]
+    outcomes: list[_Outcome]
 
 
 class MicroBatcher:
@@ -70,15 +83,18 @@ class MicroBatcher:
         holder: ModelHolder,
         *,
         max_batch_texts: int = 1024,
+        max_wait_s: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._holder = holder
         self._max_batch_texts = max_batch_texts
+        self._max_wait_s = max_wait_s
+        self._expected = 1  # requests in the previous batch
         self._on_batch = on_batch
-        self._queue: deque[_Job] = deque()
-        self._busy = False
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, "textclf-predict")
+        self._thread = threading.Thread(target=self._work, name="textclf-predict", daemon=True)
+        self._thread.start()
 
     async def predict(self, texts: list[str], top_k: int) -> Result:
         """Predictions for `texts` in order, from whichever batch they end up in."""
@@ -86,69 +102,85 @@ class MicroBatcher:
             raise NotReady("the service is shutting down; retry on another instance")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
-        self._queue.append(_Job(texts, top_k, future))
-        if not self._busy:
-            self._dispatch(loop)
+        self._queue.put(_Job(texts, top_k, future, loop))
         return await future
 
-    def close(self) -> None:
-        """Stop accepting work, fail anything still queued, and wait for the running batch."""
+    async def aclose(self) -> None:
+        """Refuse new work, finish what is queued, and stop the thread."""
         self._closed = True
-        while self._queue:
-            job = self._queue.popleft()
-            if not job.future.done():
-                job.future.set_exception(NotReady("the service is shutting down"))
-        self._executor.shutdown(wait=True)
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
 
-    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        jobs = self._take()
-        if not jobs:
-            self._busy = False
-            return
-        self._busy = True
-        predictor = self._holder.predictor  # read once: the whole batch uses one model
-        model = predictor.ref
-        done = self._executor.submit(_run_batch, predictor, [(j.texts, j.top_k) for j in jobs])
-        done.add_done_callback(
-            lambda f: loop.call_soon_threadsafe(self._finish, loop, model, jobs, f)
-        )
+    def _work(self) -> None:
+        """The worker thread: batch after batch until the `None` sentinel arrives."""
+        carry: _Job | None = None
+        while True:
+            first = carry if carry is not None else self._queue.get()
+            if first is None:
+                return
+            jobs, carry, stop = self._take(first)
+            if jobs:
+                self._run(jobs)
+            if stop:
+                return
 
-    def _take(self) -> list[_Job]:
-        """Queued jobs up to `max_batch_texts` texts (always at least one job, never split)."""
+    def _take(self, first: _Job) -> tuple[list[_Job], _Job | None, bool]:
+        """`first` and whatever else is queued, up to `max_batch_texts` texts; a request is never
+        split. Returns the batch, a job that did not fit (first of the next batch), and whether
+        the stop sentinel was seen.
+
+        If the previous batch had more requests than are queued now, the clients that sent them
+        are probably about to send their next ones: wait up to `max_wait_s` for as many. A lone
+        client never waits (its previous batch had one request)."""
         jobs: list[_Job] = []
         n_texts = 0
-        while self._queue:
-            job = self._queue[0]
-            if job.future.done():  # the client went away: skip the work
-                self._queue.popleft()
-                continue
-            if jobs and n_texts + len(job.texts) > self._max_batch_texts:
-                break
-            jobs.append(self._queue.popleft())
-            n_texts += len(job.texts)
-        return jobs
+        deadline = time.monotonic() + self._max_wait_s
+        job: _Job | None = first
+        while job is not None:
+            # Reading `done()` from this thread is a plain flag read: skip requests whose client
+            # went away (their future was cancelled) rather than compute for nobody.
+            if not job.future.done():
+                if jobs and n_texts + len(job.texts) > self._max_batch_texts:
+                    return jobs, job, False
+                jobs.append(job)
+                n_texts += len(job.texts)
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                wait = deadline - time.monotonic()
+                if len(jobs) >= self._expected or wait <= 0:
+                    break
+                try:
+                    job = self._queue.get(timeout=wait)
+                except queue.Empty:
+                    break
+        else:
+            return jobs, None, True
+        self._expected = max(len(jobs), 1)
+        return jobs, None, False
 
-    def _finish(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        model: ModelRef,
-        jobs: list[_Job],
-        done: concurrent.futures.Future[list[_Outcome]],
-    ) -> None:
+    def _run(self, jobs: list[_Job]) -> None:
+        predictor = self._holder.predictor  # read once: the whole batch uses one model
         try:
-            outcomes: list[_Outcome] = done.result()
-        except BaseException as exc:  # _run_batch catches per job; this is a bug or shutdown
-            outcomes = [exc] * len(jobs)
-        for job, outcome in zip(jobs, outcomes, strict=True):
+            outcomes = _run_batch(predictor, [(j.texts, j.top_k) for j in jobs])
+            batch = _Batch(predictor.ref, jobs, outcomes)
+        except BaseException as exc:  # _run_batch catches per job: this is a bug; fail the batch
+            batch = _Batch(None, jobs, [exc] * len(jobs))
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            jobs[0].loop.call_soon_threadsafe(self._finish, batch)
+
+    def _finish(self, batch: _Batch) -> None:
+        """On the event loop: resolve each request's future."""
+        for job, outcome in zip(batch.jobs, batch.outcomes, strict=True):
             if job.future.done():
                 continue
             if isinstance(outcome, BaseException):
                 job.future.set_exception(outcome)
             else:
-                job.future.set_result(Result(model, outcome))
+                assert batch.model is not None
+                job.future.set_result(Result(batch.model, outcome))
         if self._on_batch is not None:
-            self._on_batch(sum(len(j.texts) for j in jobs))
-        self._dispatch(loop)
+            self._on_batch(sum(len(j.texts) for j in batch.jobs))
 
 
 def _run_batch(predictor: Predictor, jobs: list[tuple[list[str], int]]) -> list[_Outcome]:

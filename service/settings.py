@@ -24,6 +24,14 @@ class Settings(BaseSettings):
 
     model_path: Path = Field(description="Model folder written by `textclf train`.")
     device: str = Field(default="cpu", description="Where inference runs: cpu, cuda, mps.")
+    torch_threads: int | None = Field(
+        default=1,
+        ge=1,
+        description="Intra-op threads torch uses per batch. 1 is fastest for the small batches a "
+        "service sees (measured: a one-text forward takes ~20 us on 1 thread, and from 0.3 to "
+        "over 10 ms with 2 threads on a busy 2-core host) and keeps several workers from "
+        "oversubscribing the cores. None keeps torch's default (one per core).",
+    )
     max_texts: int = Field(default=256, ge=1, description="Most texts in one request.")
     max_text_chars: int = Field(default=100_000, ge=1, description="Longest text, in characters.")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="Largest request body.")
@@ -32,6 +40,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Most texts the micro-batcher joins into one predictor call; a single request "
         "larger than this still runs whole, alone.",
+    )
+    batch_wait_ms: float = Field(
+        default=1.0,
+        ge=0,
+        description="Under concurrent load, how long a batch may wait for as many requests as "
+        "the previous batch had (0: never wait). A lone client never waits. Measured with 8 "
+        "closed-loop connections: 0 ms gives batches of ~2 and ~2.5k req/s; 1 ms gives ~5.7k.",
     )
     ready_timeout_s: float = Field(
         default=5.0, gt=0, description="How long /readyz waits for a probe prediction."

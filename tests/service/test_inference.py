@@ -77,7 +77,7 @@ async def test_requests_arriving_during_a_call_share_the_next_one() -> None:
     for i, result in enumerate(results[1:]):
         texts = [f"text {i}", "x" * i]
         assert result.predictions == predictor.to_predictions(_scores(texts), 2)
-    batcher.close()
+    await batcher.aclose()
 
 
 async def test_a_lone_request_is_dispatched_immediately() -> None:
@@ -88,7 +88,7 @@ async def test_a_lone_request_is_dispatched_immediately() -> None:
 
     assert result.model == predictor.ref
     assert result.predictions[0].label == "long"
-    batcher.close()
+    await batcher.aclose()
 
 
 async def test_batches_respect_max_batch_texts_but_never_split_a_request() -> None:
@@ -102,7 +102,7 @@ async def test_batches_respect_max_batch_texts_but_never_split_a_request() -> No
     await asyncio.gather(first, *queued)
 
     assert [len(c) for c in predictor.calls] == [1, 3, 2, 6, 1]
-    batcher.close()
+    await batcher.aclose()
 
 
 async def test_a_failing_request_does_not_fail_its_batch_mates() -> None:
@@ -119,7 +119,7 @@ async def test_a_failing_request_does_not_fail_its_batch_mates() -> None:
     assert (await good).predictions[0].label == "short"
     with pytest.raises(ValueError, match="explode"):
         await bad
-    batcher.close()
+    await batcher.aclose()
 
 
 async def test_cancelled_requests_are_skipped() -> None:
@@ -135,7 +135,7 @@ async def test_cancelled_requests_are_skipped() -> None:
     await asyncio.gather(first, kept)
 
     assert predictor.calls == [["a"], ["kept"]]
-    batcher.close()
+    await batcher.aclose()
 
 
 async def test_swapping_the_model_lets_in_flight_work_finish_on_the_old_one() -> None:
@@ -151,21 +151,54 @@ async def test_swapping_the_model_lets_in_flight_work_finish_on_the_old_one() ->
 
     assert (await in_flight).model.version == "v1"
     assert (await queued).model.version == "v2"
-    batcher.close()
+    await batcher.aclose()
 
 
-async def test_close_fails_queued_work_and_refuses_new_work() -> None:
+async def test_close_finishes_queued_work_and_refuses_new_work() -> None:
     predictor = FakePredictor(gated=True)
     batcher = _batcher(predictor)
     running = asyncio.ensure_future(batcher.predict(["a"], 1))
     await _entered(predictor)
     queued = asyncio.ensure_future(batcher.predict(["b"], 1))
     await asyncio.sleep(0)
-    predictor.gate.set()
-    await asyncio.to_thread(batcher.close)
+    closing = asyncio.ensure_future(batcher.aclose())
+    await asyncio.sleep(0)
 
-    with pytest.raises(NotReady):
-        await queued
     with pytest.raises(NotReady, match="shutting down"):
         await batcher.predict(["c"], 1)
-    running.cancel()
+    predictor.gate.set()
+    await closing
+    assert (await running).predictions
+    assert (await queued).predictions
+    assert predictor.calls == [["a"], ["b"]]
+
+
+async def test_under_load_a_batch_waits_for_as_many_requests_as_the_last_one() -> None:
+    predictor = FakePredictor(gated=True)
+    batcher = _batcher(predictor, max_wait_s=60.0)
+    first = asyncio.ensure_future(batcher.predict(["a"], 1))
+    await _entered(predictor)
+    burst = [asyncio.ensure_future(batcher.predict([f"b{i}"], 1)) for i in range(3)]
+    await asyncio.sleep(0)
+    predictor.gate.set()
+    await asyncio.gather(first, *burst)  # batches: [a], then the burst of three
+
+    stragglers = []
+    for i in range(3):  # one at a time, each after the worker has started waiting
+        stragglers.append(asyncio.ensure_future(batcher.predict([f"c{i}"], 1)))
+        await asyncio.sleep(0.01)
+    await asyncio.gather(*stragglers)
+
+    assert predictor.calls == [["a"], ["b0", "b1", "b2"], ["c0", "c1", "c2"]]
+    await batcher.aclose()
+
+
+async def test_a_lone_client_never_waits() -> None:
+    predictor = FakePredictor()
+    batcher = _batcher(predictor, max_wait_s=3600.0)  # would time the test out if it waited
+
+    for i in range(5):
+        await batcher.predict([f"text {i}"], 1)
+
+    assert len(predictor.calls) == 5
+    await batcher.aclose()
