@@ -3,12 +3,11 @@
 All are `async def`: FastAPI runs plain `def` dependencies in a thread pool, which would cost a
 thread hop per dependency per request.
 
-The prediction body is read and validated here (by a plain function: see `read_predict_request`)
-rather than by FastAPI's body parameter, because the
-limits depend on settings and on the loaded model (`max_texts`, `max_text_chars`, `top_k` up to the
-number of labels), the body must be size-limited while it streams in, and the content type must be
-checked (FastAPI would silently treat a form post as raw bytes). `model_validate_json` on the raw
-bytes is also faster than `json.loads` followed by validation.
+The prediction body is read and validated here, by `read_predict_request`, rather than by a
+FastAPI body parameter: the limits depend on settings and on the loaded model (`max_texts`,
+`max_text_chars`, `top_k` up to the number of labels), the body must be size-limited while it
+streams in, and the content type must be checked (FastAPI would treat a form post as raw bytes).
+`model_validate_json` on the raw bytes is also faster than `json.loads` followed by validation.
 """
 
 from __future__ import annotations
