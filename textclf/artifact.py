@@ -30,11 +30,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from textclf.config import ModelConfig, model_config_from_dict, to_dict
 from textclf.errors import ArtifactError, ConfigError
-from textclf.features import vectorizer_from_state
+from textclf.features import TextFeatures, vectorizer_from_state
 from textclf.model import MLP
 
 FORMAT_VERSION = 1
@@ -51,7 +50,7 @@ class Artifact:
 
     path: Path
     manifest: dict[str, Any]
-    vectorizer: TfidfVectorizer
+    vectorizer: TextFeatures
     model: MLP
 
     @property
@@ -112,7 +111,7 @@ def load(path: Path | str, *, device: torch.device | str = "cpu") -> Artifact:
         if required not in blobs:
             raise ArtifactError(f"manifest lists no {required}", path=root / MANIFEST)
     vectorizer = _load_vectorizer(root / VECTORIZER, blobs[VECTORIZER])
-    model = _load_model(root, manifest, blobs[WEIGHTS], len(vectorizer.vocabulary_))
+    model = _load_model(root, manifest, blobs[WEIGHTS], vectorizer.n_features)
     return Artifact(path=root, manifest=manifest, vectorizer=vectorizer, model=model.to(device))
 
 
@@ -240,7 +239,7 @@ def _verified_bytes(root: Path, name: str, entry: object) -> bytes:
     return data
 
 
-def _load_vectorizer(path: Path, data: bytes) -> TfidfVectorizer:
+def _load_vectorizer(path: Path, data: bytes) -> TextFeatures:
     # ConfigError: bad settings inside the state; AttributeError: a state that is not an object.
     try:
         return vectorizer_from_state(json.loads(data))
