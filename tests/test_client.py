@@ -38,7 +38,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def settings(trained_model_dir: Path) -> Settings:
-    return Settings(model_path=trained_model_dir, api_key=None, max_texts=8)
+    return Settings(model_path=trained_model_dir, api_key=None, max_texts=8, torch_threads=None)
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,14 @@ from service.testing import LiveServer
 from textclf.predictor import Predictor
 
 API_KEY = "test-key-5f0c9b"
-# Small limits, so the limit tests send kilobytes, not megabytes.
-LIMITS = {"max_texts": 8, "max_text_chars": 2_000, "max_body_bytes": 64 * 1024}
+# Small limits, so the limit tests send kilobytes, not megabytes. torch_threads=None: loading a
+# model must not pin the whole test process (and the training tests) to one torch thread.
+LIMITS = {
+    "max_texts": 8,
+    "max_text_chars": 2_000,
+    "max_body_bytes": 64 * 1024,
+    "torch_threads": None,
+}
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from service.testing import LiveServer
 def test_startup_fails_with_the_loaders_message(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = create_app(Settings(model_path=tmp_path / "missing"))
+    app = create_app(Settings(model_path=tmp_path / "missing", torch_threads=None))
 
     with caplog.at_level(logging.ERROR, logger="textclf"), pytest.raises(RuntimeError):
         LiveServer(app).start()

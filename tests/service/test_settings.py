@@ -19,6 +19,8 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.api_key is None
     assert settings.cors_origins == []
     assert settings.log_level == "info"
+    assert settings.torch_threads == 1
+    assert settings.batch_wait_ms == 1.0
 
 
 def test_get_settings_reads_the_environment(
