@@ -19,7 +19,7 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -112,6 +112,7 @@ def load(path: Path | str, *, device: torch.device | str = "cpu") -> Artifact:
             raise ArtifactError(f"manifest lists no {required}", path=root / MANIFEST)
     vectorizer = _load_vectorizer(root / VECTORIZER, blobs[VECTORIZER])
     model = _load_model(root, manifest, blobs[WEIGHTS], vectorizer.n_features)
+    _check_version(root, manifest)
     return Artifact(path=root, manifest=manifest, vectorizer=vectorizer, model=model.to(device))
 
 
@@ -156,11 +157,10 @@ def _manifest(
     config: ModelConfig, payloads: Mapping[str, bytes], metadata_: Mapping[str, Any]
 ) -> dict[str, Any]:
     files = {name: _file_entry(data) for name, data in sorted(payloads.items())}
-    content = json.dumps({"files": files, "labels": metadata_["labels"]}, sort_keys=True)
     return {
         "format_version": FORMAT_VERSION,
         "name": metadata_["name"],
-        "version": sha256(content.encode())[:16],
+        "version": content_version(files, metadata_["labels"], to_dict(config)),
         "created_at": datetime.now(UTC).isoformat(),
         "labels": list(metadata_["labels"]),
         "model_config": to_dict(config),
@@ -168,6 +168,32 @@ def _manifest(
         "libraries": _library_versions(),
         "files": files,
     }
+
+
+def content_version(
+    files: Mapping[str, Any], labels: Sequence[str], model_config: Mapping[str, Any]
+) -> str:
+    """Hash of everything that decides a prediction: weights, vectorizer, label order, shape.
+
+    It is the model's `version`, and loading recomputes it, so an edit to the manifest's labels
+    (say, two swapped names) fails loudly instead of silently mislabelling every prediction.
+    """
+    content = {
+        "files": {name: files[name]["sha256"] for name in (WEIGHTS, VECTORIZER) if name in files},
+        "labels": list(labels),
+        "model_config": dict(model_config),
+    }
+    return sha256(json.dumps(content, sort_keys=True).encode())[:16]
+
+
+def _check_version(root: Path, manifest: dict[str, Any]) -> None:
+    expected = content_version(manifest["files"], manifest["labels"], manifest["model_config"])
+    if manifest["version"] != expected:
+        raise ArtifactError(
+            "labels, model_config or file checksums do not match the recorded version hash: "
+            "the manifest was edited",
+            path=root / MANIFEST,
+        )
 
 
 def _file_entry(data: bytes) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -43,7 +44,7 @@ class LazyAdamW(torch.optim.Optimizer):
                     self._update(p, group)
         return loss
 
-    def _update(self, p: torch.Tensor, group: dict) -> None:  # type: ignore[type-arg]
+    def _update(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         grad = p.grad
         assert grad is not None
         if not grad.is_sparse:

@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingInterrupted as exc:
         print(f"textclf: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("textclf: aborted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except TextclfError as exc:
         print(f"textclf: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
