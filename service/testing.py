@@ -9,6 +9,7 @@ lifespan, as httpx's own test-suite does, without a subprocess:
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -47,7 +48,7 @@ class LiveServer:
         self.port = sock.getsockname()[1]
         server = uvicorn.Server(uvicorn.Config(self.app, **self._config))
         thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{self.port}", daemon=True
+            target=self._run, args=(server, sock), name=f"uvicorn-{self.port}", daemon=True
         )
         self._server, self._thread = server, thread
         thread.start()
@@ -57,9 +58,15 @@ class LiveServer:
                 server.should_exit = True
                 thread.join(timeout=5)
                 sock.close()
-                raise RuntimeError(f"the server on {self.url} did not start")
+                raise RuntimeError(f"the server on {self.url} did not start (see the log for why)")
             time.sleep(0.01)
         return self
+
+    @staticmethod
+    def _run(server: uvicorn.Server, sock: socket.socket) -> None:
+        # uvicorn reports a failed startup with sys.exit(3); in a thread that is just an ending.
+        with contextlib.suppress(SystemExit):
+            server.run(sockets=[sock])
 
     def stop(self) -> None:
         """Graceful shutdown: in-flight requests finish, then the lifespan shuts down."""
