@@ -210,3 +210,26 @@ def test_feature_config_round_trips_through_a_dict() -> None:
     raw = json.loads(json.dumps(to_dict(config)))
     assert raw["ngram_range"] == [1, 3]
     assert feature_config_from_dict(raw) == config
+
+
+@pytest.mark.parametrize("subject_weight", [0.0, 0.5])
+def test_fast_transform_matches_scikit_learn(splits: Splits, subject_weight: float) -> None:
+    """`transform` skips scikit-learn's per-call machinery; its numbers must not change."""
+    from textclf.features import subject_lines
+
+    config = FeatureConfig(ngram_range=(1, 2), max_features=20_000, subject_weight=subject_weight)
+    features = build_vectorizer(config)
+    trained = features.fit_transform(splits.train.texts)
+    texts = splits.test.texts + ODD_TEXTS
+    ours = features.transform(texts)
+    reference = features.body.transform(texts)
+    if features.subject is not None:
+        subject = features.subject.transform(subject_lines(texts))
+        subject.data *= np.float32(subject_weight)
+        reference = sp.hstack([reference, subject], format="csr", dtype=np.float32)
+    reference = sp.csr_matrix(reference)
+    reference.sort_indices()
+    assert ours.shape == reference.shape and ours.shape[1] == trained.shape[1]
+    assert np.array_equal(ours.indptr, reference.indptr)
+    assert np.array_equal(ours.indices, reference.indices)
+    np.testing.assert_allclose(ours.data, reference.data, rtol=2e-7, atol=0)
