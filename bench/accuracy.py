@@ -125,7 +125,9 @@ def _baselines(
             fit_s = vectorize_s + time.perf_counter() - start
 
             def scores(batch: Sequence[str], model: Any = model) -> np.ndarray:
-                return np.asarray(model.decision_function(vectorizer.transform(batch)))
+                # Naive Bayes has log-probabilities where the linear models have margins.
+                score = getattr(model, "decision_function", None) or model.predict_log_proba
+                return np.asarray(score(vectorizer.transform(batch)))
 
             assert list(model.classes_) == classes
             rows.append(

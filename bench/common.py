@@ -253,7 +253,8 @@ def default_model(setting: str = "kept", *, retrain: bool = False) -> tuple[Path
     MODELS.mkdir(parents=True, exist_ok=True)
     _prune(f"default-{setting}-")
     with step(f"training the default model ({setting}) into {out.relative_to(ROOT)}"):
-        report = train_artifact(config, out, overwrite=True, progress=True)
+        # Epoch bars only on a terminal: in a log file they are kilobytes of carriage returns.
+        report = train_artifact(config, out, overwrite=True, progress=sys.stderr.isatty())
     saved = {"metrics": report.metrics, "timings": report.timings, "history": report.history}
     report_path.write_text(json.dumps(saved, indent=2) + "\n")
     return out, saved
