@@ -100,17 +100,22 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings. `hidden`/`dropout` live here too so one object describes a run."""
+    """Optimisation settings. `hidden`/`dropout` live here too so one object describes a run.
+
+    Defaults were chosen by validation accuracy alone, on 20 Newsgroups with headers kept and
+    with headers/footers/quotes removed (the candidates and their scores are in BENCHMARKS.md);
+    the test split played no part.
+    """
 
     hidden: tuple[int, ...] = (128,)
-    dropout: float = 0.5
-    epochs: int = 12
+    dropout: float = 0.7
+    epochs: int = 20
     batch_size: int = 256
     lr: float = 3e-3
     first_layer_lr: float | None = None
-    weight_decay: float = 0.1
+    weight_decay: float = 0.3
     label_smoothing: float = 0.0
-    patience: int = 3
+    patience: int = 4
     device: Device = "auto"
     seed: int = 0
     threads: int | None = None
