@@ -7,17 +7,15 @@ an order that reuses the cached default model; `report` renders the saved JSON a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from collections.abc import Sequence
 from types import ModuleType
 
-from bench import accuracy, footprint, http_load, predict_speed, report, train_speed
-from bench.common import finish
+from bench import accuracy, footprint, http_load, predict_speed, report, soak, train_speed
+from bench.common import CpuWatch, finish, wait_for_quiet
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (accuracy, train_speed, predict_speed, footprint, http_load)
+    m.NAME: m for m in (accuracy, train_speed, predict_speed, footprint, http_load, soak)
 }
 
 
@@ -30,14 +28,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     for name in names:
         sub = args if args.name != "all" else _defaults(name, args.quick)
-        started, load = time.time(), os.getloadavg()
-        print(f"== {name} (load average {load[0]:.2f}) ==", file=sys.stderr, flush=True)
-        finish(BENCHMARKS[name].run(sub), started, load)
+        if args.wait_quiet:
+            others = wait_for_quiet(args.wait_quiet)
+            print(f"... other processes use {others:.2f} cores", file=sys.stderr, flush=True)
+        print(f"== {name} ==", file=sys.stderr, flush=True)
+        watch = CpuWatch()
+        finish(BENCHMARKS[name].run(sub), watch)
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each benchmark, wait up to SECONDS for other processes to go quiet",
+    )
     sub = parser.add_subparsers(dest="name", required=True, metavar="NAME")
     for name, module in BENCHMARKS.items():
         p = sub.add_parser(name, help=(module.__doc__ or "").splitlines()[0])

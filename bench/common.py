@@ -76,7 +76,61 @@ class Result:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def finish(result: Result, started: float, load_before: tuple[float, ...]) -> Path:
+class CpuWatch:
+    """How much CPU other processes took while a benchmark ran, the context its timings need on
+    a shared machine: busy time from /proc/stat minus this process's and its reaped children's
+    (servers, wrk and training runs are all children, waited for before the end)."""
+
+    def __init__(self) -> None:
+        self.wall = time.time()
+        self.load = os.getloadavg()
+        self.busy = _busy_seconds()
+        self.ours = _our_cpu_seconds()
+
+    def report(self) -> dict[str, Any]:
+        wall = time.time() - self.wall
+        others = (_busy_seconds() - self.busy) - (_our_cpu_seconds() - self.ours)
+        return {
+            "seconds": round(wall, 1),
+            "load_average_before": self.load,
+            "load_average_after": os.getloadavg(),
+            "other_processes_cores": round(max(others, 0.0) / wall, 2) if wall > 0 else 0.0,
+        }
+
+
+def _busy_seconds() -> float:
+    """Non-idle CPU seconds of the whole machine (user, nice, system, irq, softirq, steal)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(v) for v in fields[:8]]
+    busy = sum(ticks) - ticks[3] - ticks[4]  # minus idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _our_cpu_seconds() -> float:
+    import resource
+
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+def wait_for_quiet(max_wait_s: float, threshold: float = 0.3, sample_s: float = 5.0) -> float:
+    """Wait (up to `max_wait_s`) until other processes use less than `threshold` cores over a
+    `sample_s` window; returns the last reading. Timings taken beside someone's test run are
+    not the machine's."""
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        busy = _busy_seconds()
+        time.sleep(sample_s)
+        others = (_busy_seconds() - busy) / sample_s
+        if others < threshold or time.monotonic() >= deadline:
+            return others
+        print(f"... other processes use {others:.2f} cores; waiting", file=sys.stderr, flush=True)
+
+
+def finish(result: Result, watch: CpuWatch) -> Path:
     """Print `result` and write it, with the machine and the command, to the results folder."""
     for table in result.tables:
         print(format_table(table))
@@ -84,12 +138,18 @@ def finish(result: Result, started: float, load_before: tuple[float, ...]) -> Pa
     if result.targets:
         print(format_table(targets_table(result.targets)))
         print()
+    context = watch.report()
+    print(
+        f"other processes used {context['other_processes_cores']:.2f} of "
+        f"{len(os.sched_getaffinity(0))} cores on average during this run "
+        f"(load average {context['load_average_before'][0]:.2f} -> "
+        f"{context['load_average_after'][0]:.2f})"
+    )
     payload = {
         "benchmark": result.name,
         "command": command_line(),
-        "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
-        "seconds": round(time.time() - started, 1),
-        "load_average": {"before": load_before, "after": os.getloadavg()},
+        "started": datetime.fromtimestamp(watch.wall, UTC).isoformat(timespec="seconds"),
+        "context": context,
         "machine": machine(),
         "tables": [asdict(t) for t in result.tables],
         "targets": [t.to_dict() for t in result.targets],

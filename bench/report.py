@@ -40,13 +40,14 @@ def _machine(machine: dict[str, Any]) -> str:
 
 
 def _section(result: dict[str, Any]) -> str:
-    load = result["load_average"]
+    context = result["context"]
     lines = [
         f"### `{result['benchmark']}`",
         "",
-        f"`{result['command']}` at {result['started']} ({result['seconds']:.0f} s, commit "
-        f"{result['machine']['git']['commit']}; 1-min load average {load['before'][0]:.2f} "
-        f"before, {load['after'][0]:.2f} after)",
+        f"`{result['command']}` at {result['started']} ({context['seconds']:.0f} s, commit "
+        f"{result['machine']['git']['commit']}; other processes used "
+        f"{context['other_processes_cores']:.2f} cores on average, load average "
+        f"{context['load_average_before'][0]:.2f} -> {context['load_average_after'][0]:.2f})",
     ]
     for raw in result["tables"]:
         lines += ["", markdown(Table(raw["title"], raw["columns"], raw["rows"]))]
