@@ -20,11 +20,11 @@ import torch
 import textclf
 from textclf import artifact as artifact_io
 from textclf.artifact import FORMAT_VERSION, MANIFEST, MODEL_CARD, VECTORIZER, WEIGHTS, sha256
-from textclf.config import TUTORIAL_CATEGORIES, FeatureConfig, ModelConfig
+from textclf.config import TUTORIAL_CATEGORIES, FeatureConfig, ModelConfig, TrainConfig
 from textclf.errors import ArtifactError
 from textclf.features import build_vectorizer, n_features, to_torch, vectorizer_state
 from textclf.model import MLP
-from textclf.model_card import render_model_card
+from textclf.model_card import CONFUSION_MATRIX, LEARNING_CURVES, render_model_card
 from textclf.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,7 +153,7 @@ def test_manifest_describes_the_model(trained_model_dir: Path) -> None:
         "n_features": manifest["model_config"]["n_features"],
         "n_labels": 3,
         "hidden": [32],
-        "dropout": 0.5,
+        "dropout": TrainConfig().dropout,  # the fixture keeps the default dropout
     }
     state = json.loads((trained_model_dir / VECTORIZER).read_bytes())
     assert 0 < len(state["terms"]) <= 20_000  # max_features caps the body's terms
@@ -183,7 +183,7 @@ def test_manifest_describes_the_model(trained_model_dir: Path) -> None:
 
 def test_manifest_checksums_match_every_file(trained_model_dir: Path) -> None:
     files = _read_manifest(trained_model_dir)["files"]
-    assert set(files) == {WEIGHTS, VECTORIZER, MODEL_CARD}
+    assert set(files) == {WEIGHTS, VECTORIZER, MODEL_CARD, LEARNING_CURVES, CONFUSION_MATRIX}
     on_disk = {p.name for p in trained_model_dir.iterdir()}
     assert on_disk == {*files, MANIFEST}
     for name, entry in files.items():

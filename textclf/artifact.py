@@ -87,6 +87,7 @@ def save(
         payloads[MODEL_CARD] = model_card(manifest).encode("utf-8")
         manifest["files"][MODEL_CARD] = _file_entry(payloads[MODEL_CARD])
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a server run as another user
     try:
         for name, data in payloads.items():
             _write_durably(staging / name, data)

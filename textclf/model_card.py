@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+LEARNING_CURVES = "learning_curves.png"
+CONFUSION_MATRIX = "confusion_matrix.png"
+
 
 def render_model_card(manifest: dict[str, Any]) -> str:
     """Markdown summary of a manifest: data, configuration, metrics, limits."""
@@ -34,6 +37,7 @@ def render_model_card(manifest: dict[str, Any]) -> str:
         "Model selection (early stopping) used the validation split only; the test split was",
         "scored once, after training.",
         "",
+        *_pictures(manifest.get("files", {})),
         "## Intended use and limits",
         "",
         "A bag-of-words classifier: it sees which words occur, not their order, and it only knows",
@@ -42,3 +46,12 @@ def render_model_card(manifest: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _pictures(files: dict[str, Any]) -> list[str]:
+    shown = [
+        (LEARNING_CURVES, "Learning curves"),
+        (CONFUSION_MATRIX, "Confusion matrix"),
+    ]
+    lines = [f"![{title}]({name})" for name, title in shown if name in files]
+    return [*lines, ""] if lines else []

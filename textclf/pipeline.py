@@ -21,7 +21,8 @@ from textclf.config import RunConfig, to_dict
 from textclf.errors import ArtifactError, DataError, TrainingInterrupted
 from textclf.features import build_vectorizer, vectorizer_state
 from textclf.metrics import classification_report
-from textclf.model_card import render_model_card
+from textclf.model_card import CONFUSION_MATRIX, LEARNING_CURVES, render_model_card
+from textclf.plots import confusion_matrix_png, learning_curves_png
 from textclf.train import FitResult, fit, predict_logits
 
 
@@ -67,11 +68,14 @@ def train_artifact(
         should_stop=should_stop,
     )
     timings["fit"] = _lap(clock) - timings["load_data"] - timings["vectorize"]
-    metrics = {"validation": _report(result, x_val, splits.val.labels, splits.labels)}
-    if splits.test is not None:
-        x_test = vectorizer.transform(splits.test.texts)
-        metrics["test"] = _report(result, x_test, splits.test.labels, splits.labels)
+    metrics, predictions = {}, {}
+    for split, corpus in (("validation", splits.val), ("test", splits.test)):
+        if corpus is not None:
+            x = x_val if split == "validation" else vectorizer.transform(corpus.texts)
+            predictions[split] = _predict(result, x, splits.labels)
+            metrics[split] = classification_report(corpus.labels, predictions[split], splits.labels)
     history = [vars(h) for h in result.history]
+    plots = _plots(history, result.best_epoch, splits, predictions)
     if should_stop():
         raise TrainingInterrupted("training interrupted; no artifact was written")
     artifact_io.save(
@@ -91,6 +95,7 @@ def train_artifact(
             },
         },
         overwrite=overwrite,
+        extra_files=plots,
         model_card=render_model_card,
     )
     timings["total"] = _lap(clock)
@@ -105,11 +110,28 @@ def _encode(labels: Sequence[str], classes: Sequence[str], split: str) -> np.nda
     return np.fromiter((index[x] for x in labels), dtype=np.int64, count=len(labels))
 
 
-def _report(
-    result: FitResult, x: Any, y_true: Sequence[str], labels: Sequence[str]
-) -> dict[str, Any]:
+def _predict(result: FitResult, x: Any, labels: Sequence[str]) -> list[str]:
     predicted = predict_logits(result.model, x, result.device).argmax(1)
-    return classification_report(list(y_true), [labels[i] for i in predicted], labels)
+    return [labels[i] for i in predicted]
+
+
+def _plots(
+    history: list[dict[str, Any]],
+    best_epoch: int,
+    splits: data_io.Splits,
+    predictions: dict[str, list[str]],
+) -> dict[str, bytes]:
+    """Learning curves, and the confusion matrix of the test split (validation if none)."""
+    split = "test" if "test" in predictions else "validation"
+    corpus = splits.test if split == "test" else splits.val
+    assert corpus is not None
+    title = f"{split} split: row-normalised confusion matrix"
+    return {
+        LEARNING_CURVES: learning_curves_png(history, best_epoch),
+        CONFUSION_MATRIX: confusion_matrix_png(
+            corpus.labels, predictions[split], splits.labels, title
+        ),
+    }
 
 
 def _lap(start: float) -> float:
