@@ -32,6 +32,6 @@ ENV TEXTCLF_MODEL_PATH=/models/model
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"
-# Exec form: the server is PID 1's child-free process and gets SIGTERM directly, so it drains
-# in-flight requests before exiting.
+# `exec` replaces the shell, so the server is PID 1 and receives `docker stop`'s SIGTERM itself,
+# draining in-flight requests before it exits.
 CMD ["sh", "-c", "exec textclf serve \"$TEXTCLF_MODEL_PATH\" --host 0.0.0.0 --port 8000 --workers ${TEXTCLF_WORKERS:-1}"]
