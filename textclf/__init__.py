@@ -25,6 +25,7 @@ _LAZY = {
     "Client": "textclf.client",
     "AsyncClient": "textclf.client",
     "train_artifact": "textclf.pipeline",
+    "TextClassifier": "textclf.estimator",
 }
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "PredictResponse",
     "Prediction",
     "Predictor",
+    "TextClassifier",
     "TextclfError",
     "load",
     "train_artifact",
@@ -46,6 +48,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from textclf.client import AsyncClient, Client
+    from textclf.estimator import TextClassifier
     from textclf.pipeline import train_artifact
     from textclf.predictor import Predictor, load
 
