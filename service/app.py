@@ -19,8 +19,11 @@ from fastapi.middleware.cors import CORSMiddleware
 import textclf
 from service.auth import APIKeyMiddleware
 from service.errors import install_error_handlers
-from service.inference import MicroBatcher, ModelHolder
+from service.inference import ModelHolder
+from service.lanes import Lanes
 from service.metrics import Metrics, MetricsMiddleware
+from service.reload import Reloader
+from service.reload import router as admin_router
 from service.routes import router
 from service.settings import Settings, get_settings
 from textclf.predictor import Predictor
@@ -49,19 +52,22 @@ def create_app(settings: Settings | None = None, *, predictor: Predictor | None 
             logger.error("cannot load the model from %s: %s", settings.model_path, exc)
             raise
         holder = ModelHolder(loaded)
-        batcher = MicroBatcher(
+        batcher = Lanes(
             holder,
             max_batch_texts=settings.max_batch_texts,
             max_wait_s=settings.batch_wait_ms / 1000,
             on_batch=metrics.observe_batch,
         )
         metrics.set_model(loaded.ref)
-        app.state.model, app.state.batcher = holder, batcher
+        reloader = Reloader(settings, holder, metrics)
+        app.state.model, app.state.batcher, app.state.reloader = holder, batcher, reloader
+        reloader.install_sighup()  # per process: each worker reloads its own model
         logger.info("serving %s version %s", loaded.ref.name, loaded.ref.version)
         try:
             yield
         finally:
-            del app.state.model, app.state.batcher
+            reloader.remove_sighup()
+            del app.state.model, app.state.batcher, app.state.reloader
             await batcher.aclose()
 
     app = FastAPI(
@@ -69,7 +75,7 @@ def create_app(settings: Settings | None = None, *, predictor: Predictor | None 
         version=textclf.__version__,
         summary="Text classification: TF-IDF + PyTorch MLP.",
         lifespan=lifespan,
-        routes=router.routes,
+        routes=[*router.routes, *admin_router.routes],
     )
     app.state.settings = settings
     app.state.metrics = metrics

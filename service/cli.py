@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 EXIT_ERROR = 1
@@ -88,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    # uvicorn drains in-flight requests on SIGTERM, then raises the signal again, which would end
+    # a cleanly stopped server as killed by it (exit status 143): make that a plain exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -106,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
     os.environ.update(_environment(overrides))
     uvicorn.run("service.app:create_app", factory=True, workers=args.workers, **options)
     return 0
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _environment(overrides: dict[str, Any]) -> dict[str, str]:

@@ -12,6 +12,7 @@ streams in, and the content type must be checked (FastAPI would treat a form pos
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -21,11 +22,13 @@ from service.errors import (
     InvalidRequest,
     NotReady,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
     summarize,
     validation_problems,
 )
-from service.inference import MicroBatcher, ModelHolder
+from service.inference import ModelHolder
+from service.lanes import Lanes
 from service.metrics import Metrics
 from service.settings import Settings
 from textclf.schemas import PredictRequest
@@ -45,8 +48,8 @@ async def _model(request: Request) -> ModelHolder:
     return holder
 
 
-async def _batcher(request: Request) -> MicroBatcher:
-    batcher: MicroBatcher | None = getattr(request.app.state, "batcher", None)
+async def _batcher(request: Request) -> Lanes:
+    batcher: Lanes | None = getattr(request.app.state, "batcher", None)
     if batcher is None:
         raise NotReady("the model is not loaded yet; retry shortly")
     return batcher
@@ -59,12 +62,12 @@ async def _metrics(request: Request) -> Metrics:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ModelDep = Annotated[ModelHolder, Depends(_model)]
-BatcherDep = Annotated[MicroBatcher, Depends(_batcher)]
+BatcherDep = Annotated[Lanes, Depends(_batcher)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 
 
 async def read_predict_request(request: Request) -> PredictRequest:
-    """The validated body of a predict call; raises 413, 415 or 422 saying what to fix.
+    """The validated body of a predict call; raises 408, 413, 415 or 422 saying what to fix.
 
     A plain function, not a dependency, on purpose: `POST /v1/predict` is the hot path, and each
     FastAPI dependency costs about 15 µs of dependency solving, a large share of a one-text request.
@@ -75,7 +78,14 @@ async def read_predict_request(request: Request) -> PredictRequest:
     if holder is None:
         raise NotReady("the model is not loaded yet; retry shortly")
     _require_json(request.headers.get("content-type"))
-    body = await _read_body(request, settings.max_body_bytes)
+    try:
+        async with asyncio.timeout(settings.body_timeout_s):
+            body = await _read_body(request, settings.max_body_bytes)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {settings.body_timeout_s:g}s; "
+            "send it at once, or send less"
+        ) from None
     try:
         parsed = PredictRequest.model_validate_json(body)
     except ValidationError as exc:

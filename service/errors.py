@@ -71,6 +71,24 @@ class Unauthorized(ServiceError):
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
 
 
+class Forbidden(ServiceError):
+    status_code = 403
+    type = "forbidden"
+
+
+class RequestTimeout(ServiceError):
+    status_code = 408
+    type = "request_timeout"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Connection": "close"})
+
+
+class ReloadFailed(ServiceError):
+    status_code = 409
+    type = "reload_failed"
+
+
 class NotReady(ServiceError):
     status_code = 503
     type = "not_ready"

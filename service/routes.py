@@ -25,6 +25,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse, "description": description}
     for code, description in {
         401: "Missing or wrong API key (only when the server has one).",
+        408: "The request body arrived too slowly.",
         413: "Request body too large.",
         415: "Content-Type is not application/json.",
         422: "Invalid body: the message says which field and how to fix it.",
@@ -105,6 +106,17 @@ async def readyz(batcher: BatcherDep, settings: SettingsDep) -> Health:
     return Health(status="ready")
 
 
-@router.get("/metrics", tags=_OPS, summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    tags=_OPS,
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics(metrics: MetricsDep) -> Response:
     return Response(metrics.render(), media_type=CONTENT_TYPE)

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         "the previous batch had (0: never wait). A lone client never waits. Measured with 8 "
         "closed-loop connections: 0 ms gives batches of ~2 and ~2.5k req/s; 1 ms gives ~5.7k.",
     )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a request body may take to arrive, in all; a slower one gets 408, "
+        "so a client that trickles its body (slowloris) cannot hold a connection for ever.",
+    )
     ready_timeout_s: float = Field(
         default=5.0, gt=0, description="How long /readyz waits for a probe prediction."
     )

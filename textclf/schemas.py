@@ -45,6 +45,11 @@ class PredictResponse(_Wire):
     predictions: list[Prediction] = Field(description="One per input text, in request order.")
 
 
+class ReloadResponse(_Wire):
+    previous: ModelRef = Field(description="The model served before the reload.")
+    current: ModelRef = Field(description="The model served from now on.")
+
+
 class ModelInfo(_Wire):
     name: str
     version: str

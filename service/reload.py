@@ -1,0 +1,142 @@
+"""Hot reload: load the model folder again and swap it in, without dropping a request.
+
+Triggered by `POST /v1/admin/reload` (API key required) or by SIGHUP to a worker process. The new
+artifact is loaded and verified on a thread, off the event loop, while the old model keeps
+serving; only a model that loads completely is swapped in (`ModelHolder.swap`). Batches already
+running finish on the old model, later ones use the new one, and every response names the model
+that produced it. A broken artifact is refused with the loader's message and the old model stays.
+
+With `--workers N`, each worker holds its own model: send SIGHUP to every worker
+(`pkill -HUP -P <supervisor pid>`). A SIGHUP to the supervisor itself makes uvicorn restart the
+workers, which also loads the new model, but a broken one would then stop them from starting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+
+import textclf
+from service.errors import Forbidden, NotReady, ReloadFailed, ServiceError
+from service.inference import ModelHolder
+from service.metrics import Metrics
+from service.settings import Settings
+from textclf.schemas import ErrorResponse, ModelRef, ReloadResponse
+
+logger = logging.getLogger("textclf.service")
+
+_NO_KEY = (
+    "hot reload over HTTP is off because the server has no API key: set TEXTCLF_API_KEY and "
+    "restart to enable it (or send SIGHUP to the server process)"
+)
+
+
+class Reloader:
+    """Reloads `settings.model_path` into `holder`, one reload at a time."""
+
+    def __init__(self, settings: Settings, holder: ModelHolder, metrics: Metrics) -> None:
+        self._settings = settings
+        self._holder = holder
+        self._metrics = metrics
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def reload(self) -> ReloadResponse:
+        """Swap in the model now at the configured path; raises `ReloadFailed` if it is broken."""
+        async with self._lock:
+            previous = self._holder.predictor.ref
+            path = self._settings.model_path
+            try:
+                predictor = await asyncio.to_thread(
+                    textclf.load, path, device=self._settings.device
+                )
+            except textclf.ArtifactError as exc:
+                logger.error("reload refused, still serving %s: %s", _describe(previous), exc)
+                raise ReloadFailed(
+                    f"the model at the configured path cannot be loaded, so the old one keeps "
+                    f"serving ({_describe(previous)}): {_without_folder(str(exc), path)}"
+                ) from None
+            except Exception as exc:
+                logger.error("reload failed, still serving %s", _describe(previous), exc_info=exc)
+                raise ReloadFailed(
+                    "loading the model failed unexpectedly, so the old one keeps serving "
+                    f"({_describe(previous)}); see the server log"
+                ) from None
+            self._holder.swap(predictor)
+            self._metrics.set_model(predictor.ref)
+            logger.info("reloaded: %s, was %s", _describe(predictor.ref), _describe(previous))
+            return ReloadResponse(previous=previous, current=predictor.ref)
+
+    def install_sighup(self) -> bool:
+        """Reload on SIGHUP. Only the main thread of a process can take signals: returns False
+        (and does nothing) elsewhere, e.g. for a test server running on a thread."""
+        if not hasattr(signal, "SIGHUP"):
+            return False
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
+        except (RuntimeError, ValueError, NotImplementedError):
+            return False
+        return True
+
+    def remove_sighup(self) -> None:
+        if hasattr(signal, "SIGHUP"):
+            with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+    def _on_sighup(self) -> None:
+        logger.info("SIGHUP: reloading the model from %s", self._settings.model_path)
+        task = asyncio.get_running_loop().create_task(self._reload_logged())
+        self._tasks.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reload_logged(self) -> None:
+        with contextlib.suppress(ServiceError):  # `reload` has logged why
+            await self.reload()
+
+
+def _describe(ref: ModelRef) -> str:
+    return f"{ref.name} version {ref.version}"
+
+
+def _without_folder(message: str, folder: Path) -> str:
+    """The loader's message with the server's folder path cut, so a client never learns the
+    server's file layout: `/srv/models/x/model.safetensors: ...` -> `model.safetensors: ...`."""
+    for root in {str(folder.resolve()), str(folder)}:
+        message = message.replace(root + os.sep, "").replace(root, "the model folder")
+    return message
+
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/admin/reload",
+    tags=["operations"],
+    response_model=ReloadResponse,
+    responses={
+        code: {"model": ErrorResponse, "description": description}
+        for code, description in {
+            401: "Missing or wrong API key.",
+            403: "Reloading is off: the server has no API key.",
+            409: "The new model is broken and was refused; the old one keeps serving.",
+            503: "Model not loaded yet or shutting down; retry.",
+        }.items()
+    },
+    summary="Reload the model from disk",
+)
+async def reload_model(request: Request) -> ReloadResponse:
+    """Load the model folder the server was started with again, and serve it from the next
+    batch on. Returns the model served before and the one served now."""
+    state = request.app.state
+    if state.settings.api_key is None:
+        raise Forbidden(_NO_KEY)
+    reloader: Reloader | None = getattr(state, "reloader", None)
+    if reloader is None:
+        raise NotReady("the model is not loaded yet; retry shortly")
+    return await reloader.reload()
