@@ -161,10 +161,8 @@ async def _one(
     """None if the answer is right, else what went wrong."""
     try:
         response = await client.post("/v1/predict", content=body, headers=headers)
-    except httpx.TimeoutException:
-        return "timeout"
-    except httpx.HTTPError as exc:
-        return type(exc).__name__
+    except httpx.HTTPError as exc:  # kept with its message: a soak error must be explainable
+        return f"{type(exc).__name__}: {exc or exc.__cause__ or exc.__context__!r}"[:200]
     if response.status_code != 200:
         return f"status {response.status_code}"
     try:
