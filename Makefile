@@ -19,7 +19,7 @@ TEXTCLF_20NG_ARCHIVE ?= $(LOCAL_ARCHIVE)
 export TEXTCLF_20NG_ARCHIVE
 endif
 
-.PHONY: run train serve test lint install bench clean
+.PHONY: run train serve test audit lint install bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,11 +37,16 @@ run: install
 train: install
 	$(BIN)/textclf train --out $(MODEL) --overwrite
 
-## test: lint, type-check and run the whole test suite
+## test: lint, type-check, run the whole test suite, then audit the dependencies
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+	.ci/audit
+
+## audit: known vulnerabilities in the installed dependencies (pip-audit); offline, only a notice
+audit: install
+	.ci/audit
 
 bench: install
 	$(BIN)/python -m bench all
