@@ -118,7 +118,11 @@ class TrainConfig:
     patience: int = 4
     device: Device = "auto"
     seed: int = 0
-    threads: int | None = None
+    # torch intra-op threads. The model is narrow (128 wide) and its sparse ops gain little from
+    # more threads, while OpenMP's spin-waiting makes 2 threads on a 2-core machine collapse when
+    # anything else runs: fit took 98 s with 2 threads vs 22 s with 1 (one other busy process).
+    # None leaves torch's own default.
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:

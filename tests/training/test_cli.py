@@ -483,3 +483,56 @@ def test_interrupted_training_writes_nothing(
     assert _siblings(old_artifact) == ["M"]  # no .M.tmp-* or .M.old-* folders
     manifest = json.loads((old_artifact / "manifest.json").read_text())
     assert manifest["name"] == "test-model"
+
+
+def test_every_training_flag_reaches_the_recorded_config() -> None:
+    """A flag that parses but is dropped on the way to the config would silently do nothing."""
+    from training.cli import _run_config, build_parser
+
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--out",
+            "m",
+            "--ngram-max",
+            "2",
+            "--min-df",
+            "3",
+            "--max-df",
+            "0.4",
+            "--max-features",
+            "1000",
+            "--subject-weight",
+            "0.25",
+            "--hidden",
+            "64,32",
+            "--dropout",
+            "0.3",
+            "--epochs",
+            "7",
+            "--batch-size",
+            "64",
+            "--lr",
+            "0.002",
+            "--weight-decay",
+            "0.05",
+            "--label-smoothing",
+            "0.1",
+            "--patience",
+            "2",
+            "--seed",
+            "5",
+            "--threads",
+            "2",
+            "--device",
+            "cpu",
+        ]
+    )
+    config = _run_config(args)
+    assert config.features.ngram_range == (1, 2)
+    assert (config.features.min_df, config.features.max_df) == (3, 0.4)
+    assert (config.features.max_features, config.features.subject_weight) == (1000, 0.25)
+    train = config.train
+    assert (train.hidden, train.dropout, train.epochs, train.batch_size) == ((64, 32), 0.3, 7, 64)
+    assert (train.lr, train.weight_decay, train.label_smoothing) == (0.002, 0.05, 0.1)
+    assert (train.patience, train.seed, train.threads, train.device) == (2, 5, 2, "cpu")
