@@ -116,6 +116,8 @@ def test_train_writes_the_artifact_and_prints_metrics(
         "vectorizer.json",
         "model.safetensors",
         "README.md",
+        "learning_curves.png",
+        "confusion_matrix.png",
     }
     assert _siblings(path) == ["M"]  # no staging folder left behind
     manifest = json.loads((path / "manifest.json").read_text())
