@@ -13,14 +13,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.service.faults import BREAKAGES, TEXTCLF, ServeProcess, broken_copy, free_port
+from training.cli import main
 
-# Every breakage with one worker; with two (the parent loads and checks the model before it
-# starts any worker, so the path is the same) a few, as each run costs ~2 s of CPU importing torch.
-CASES = [(breakage, 1) for breakage in BREAKAGES] + [
-    (breakage, 2)
-    for breakage in ("truncated safetensors", "newer format version", "path escaping the folder")
+# As a process: each run costs ~2 s of CPU importing torch, so a few breakages, with one worker and
+# with two (the parent loads and checks the model before it starts any worker).
+PROCESS_CASES = [
+    (breakage, workers)
+    for breakage in (
+        "truncated safetensors",
+        "path escaping the folder",
+        "pickle instead of safetensors",
+    )
+    for workers in (1, 2)
 ]
 
 Outcome = tuple[int, str, tuple[str, ...], Path]
@@ -30,9 +37,9 @@ Outcome = tuple[int, str, tuple[str, ...], Path]
 def refusals(
     trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[tuple[str, int], Outcome]:
-    """`textclf serve BROKEN --workers N` for every case, as many at a time as there are cores."""
+    """`textclf serve BROKEN --workers N` for each case, as many at a time as there are cores."""
     parent = tmp_path_factory.mktemp("broken")
-    folders = {b: broken_copy(trained_model_dir, parent, b) for b in {b for b, _ in CASES}}
+    folders = {b: broken_copy(trained_model_dir, parent, b) for b in {b for b, _ in PROCESS_CASES}}
 
     def serve(case: tuple[str, int]) -> Outcome:
         root, needles = folders[case[0]]
@@ -47,11 +54,13 @@ def refusals(
         return run.returncode, run.stdout, needles, root
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return dict(zip(CASES, pool.map(serve, CASES), strict=True))
+        return dict(zip(PROCESS_CASES, pool.map(serve, PROCESS_CASES), strict=True))
 
 
 @pytest.mark.parametrize(
-    ("breakage", "workers"), CASES, ids=[f"{b}, {n} worker{'s' * (n > 1)}" for b, n in CASES]
+    ("breakage", "workers"),
+    PROCESS_CASES,
+    ids=[f"{b}, {n} worker{'s' * (n > 1)}" for b, n in PROCESS_CASES],
 )
 def test_serve_refuses_to_start_on_a_broken_model(
     refusals: dict[tuple[str, int], Outcome], breakage: str, workers: int
@@ -59,13 +68,36 @@ def test_serve_refuses_to_start_on_a_broken_model(
     returncode, output, needles, root = refusals[breakage, workers]
 
     assert returncode == 1, output
+    _assert_one_clear_line(output, needles)
+    assert "Uvicorn running" not in output, "it must not serve, not even briefly"
+    assert not (root.parent / "pwned").exists(), "a pickle was unpickled"
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+def test_every_breakage_stops_serve_with_the_loaders_message(
+    trained_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], breakage: str
+) -> None:
+    """The same command line, in process (no torch import per case), for every breakage."""
+    root, needles = broken_copy(trained_model_dir, tmp_path, breakage)
+    threads = torch.get_num_threads()
+
+    try:
+        returncode = main(["serve", str(root), "--port", str(free_port())])
+    finally:
+        torch.set_num_threads(threads)  # serve pins its process to one; this one is the suite's
+
+    captured = capsys.readouterr()
+    assert returncode == 1
+    _assert_one_clear_line(captured.out + captured.err, needles)
+    assert not (root.parent / "pwned").exists(), "a pickle was unpickled"
+
+
+def _assert_one_clear_line(output: str, needles: tuple[str, ...]) -> None:
     (message,) = [line for line in output.splitlines() if line.startswith("textclf")]
     assert message.startswith("textclf serve: error: cannot load the model: ")
     for needle in needles:
         assert needle in message
     assert "Traceback" not in output
-    assert "Uvicorn running" not in output, "it must not serve, not even briefly"
-    assert not (root.parent / "pwned").exists(), "a pickle was unpickled"
 
 
 # --- SIGTERM: drain, then exit 0 ------------------------------------------------------------------
@@ -107,7 +139,7 @@ def _accept_queue(port: int) -> int:
 
 
 def test_sigterm_finishes_every_request_in_flight_then_exits_0(trained_model_dir: Path) -> None:
-    bodies = [BIG] * 8 + [SMALL] * 24
+    bodies = [BIG] * 4 + [SMALL] * 28
     with ServeProcess(trained_model_dir) as server:
         connections = [_raw_post(server.port, body) for body in bodies]
         while _accept_queue(server.port):
