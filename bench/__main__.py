@@ -1,18 +1,20 @@
 """`python -m bench NAME [options]`, `python -m bench all` and `python -m bench report`.
 
-One command per benchmark, so a user can rerun exactly the figure they doubt. `all` runs them in
-an order that reuses the cached default model; `report` renders the saved JSON as markdown.
+One command per benchmark, so a user can rerun exactly the figure they doubt. `all` runs each in
+its own process, in an order that reuses the cached default model; `report` renders the saved
+JSON as markdown.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 from bench import accuracy, footprint, http_load, predict_speed, report, soak, train_speed
-from bench.common import CpuWatch, finish, wait_for_quiet
+from bench.common import ROOT, CpuWatch, finish, wait_for_quiet
 
 BENCHMARKS: dict[str, ModuleType] = {
     m.NAME: m for m in (accuracy, train_speed, predict_speed, footprint, http_load, soak)
@@ -25,16 +27,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.name == "report":
         print(report.render())
         return 0
-    names = list(BENCHMARKS) if args.name == "all" else [args.name]
-    for name in names:
-        sub = args if args.name != "all" else _defaults(name, args.quick)
-        if args.wait_quiet:
-            others = wait_for_quiet(args.wait_quiet)
-            print(f"... other processes use {others:.2f} cores", file=sys.stderr, flush=True)
-        print(f"== {name} ==", file=sys.stderr, flush=True)
-        watch = CpuWatch()
-        finish(BENCHMARKS[name].run(sub), watch)
+    if args.name == "all":
+        return _run_all(args.quick, args.wait_quiet)
+    if args.wait_quiet:
+        others = wait_for_quiet(args.wait_quiet)
+        print(f"... other processes use {others:.2f} cores", file=sys.stderr, flush=True)
+    print(f"== {args.name} ==", file=sys.stderr, flush=True)
+    watch = CpuWatch()
+    finish(BENCHMARKS[args.name].run(args), watch)
     return 0
+
+
+def _run_all(quick: bool, wait_quiet: float) -> int:
+    """Each benchmark in a fresh process, so that process-wide state one sets (torch's thread
+    count, imported modules, memory high-water marks) cannot change the next one's figures."""
+    failed = []
+    for name in BENCHMARKS:
+        command = [sys.executable, "-m", "bench"]
+        if wait_quiet:
+            command += ["--wait-quiet", f"{wait_quiet:g}"]
+        command.append(name)
+        if quick and _has_quick(name):
+            command.append("--quick")
+        if subprocess.run(command, cwd=ROOT, check=False).returncode != 0:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,14 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _defaults(name: str, quick: bool) -> argparse.Namespace:
-    """The options a benchmark gets under `all`: its defaults, or its --quick ones."""
+def _has_quick(name: str) -> bool:
     parser = argparse.ArgumentParser()
     BENCHMARKS[name].add_arguments(parser)
-    return parser.parse_args(["--quick"] if quick and _has_quick(parser) else [])
-
-
-def _has_quick(parser: argparse.ArgumentParser) -> bool:
     return any("--quick" in action.option_strings for action in parser._actions)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.common import RESULTS, Table, Target, fmt, targets_table
 
-ORDER = ("accuracy", "train_speed", "predict_speed", "footprint", "http_load")
+ORDER = ("accuracy", "train_speed", "predict_speed", "footprint", "http_load", "soak")
 
 
 def render() -> str:

@@ -4,9 +4,7 @@ Both run as fresh processes on the same data (textclf's loader, the same trainin
 after the other, `--repeats` times, alternating so that a burst of background load hits both.
 Two comparisons: the whole command's wall time (interpreter start, imports, data, vectorizing,
 fitting, scoring the test set; textclf also writes its artifact), and the training part alone
-(vectorizing + fitting, as each process reports it). The same `textclf train` is also run with
-OMP_NUM_THREADS=1, because torch's default of one thread per core is what makes training slow
-on a busy machine; the targets are judged on the default.
+(vectorizing + fitting, as each process reports it).
 """
 
 from __future__ import annotations
@@ -32,44 +30,32 @@ _COLUMNS = {
     "textclf": "textclf train (s)",
     "baseline": "TF-IDF 1-2g + LinearSVC (s)",
     "ratio": "ratio",
-    "one_thread": "textclf train, OMP_NUM_THREADS=1 (s)",
-    "one_thread_ratio": "ratio",
 }
-# torch's default is one intra-op thread per core; on a busy 2-core machine its OpenMP threads
-# wait on each other (see BENCHMARKS.md), so the same command with one thread is measured too.
-_ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs of each (median reported)")
     parser.add_argument("--setting", default="kept", choices=["kept", "removed"])
     parser.add_argument("--quick", action="store_true", help="one run of each")
-    parser.add_argument(
-        "--no-one-thread", action="store_true", help="skip the OMP_NUM_THREADS=1 comparison run"
-    )
 
 
 def run(args: argparse.Namespace) -> Result:
     repeats = 1 if args.quick else args.repeats
     ours: list[dict[str, float]] = []
     theirs: list[dict[str, float]] = []
-    single: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="textclf-bench-") as tmp:
         for i in range(repeats):
             with step(f"run {i + 1}/{repeats}: textclf train (default model)"):
                 ours.append(_textclf_train(Path(tmp) / f"model-{i}", args.setting))
             with step(f"run {i + 1}/{repeats}: TF-IDF 1-2g + LinearSVC pipeline fit"):
                 theirs.append(_baseline_train(args.setting))
-            if not args.no_one_thread:
-                with step(f"run {i + 1}/{repeats}: textclf train, OMP_NUM_THREADS=1"):
-                    single.append(_textclf_train(Path(tmp) / f"one-{i}", args.setting, _ONE_THREAD))
     rows = [
-        _row("whole command, wall", ours, theirs, single, "wall", "wall"),
-        _row("training: vectorize + fit", ours, theirs, single, "train", "fit"),
-        _row("  of which vectorize", ours, theirs, single, "vectorize", None),
-        _row("  of which fit", ours, theirs, single, "fit", None),
-        _row("load data", ours, theirs, single, "load_data", "load_data"),
-        _row("test accuracy", ours, theirs, single, "test_accuracy", "test_accuracy"),
+        _row("whole command, wall", ours, theirs, "wall", "wall"),
+        _row("training: vectorize + fit", ours, theirs, "train", "fit"),
+        _row("  of which vectorize", ours, theirs, "vectorize", None),
+        _row("  of which fit", ours, theirs, "fit", None),
+        _row("load data", ours, theirs, "load_data", "load_data"),
+        _row("test accuracy", ours, theirs, "test_accuracy", "test_accuracy"),
     ]
     wall, train = rows[0], rows[1]
     targets = [
@@ -83,7 +69,7 @@ def run(args: argparse.Namespace) -> Result:
         Target("whole-command wall / LinearSVC command wall", wall["ratio"], RATIO_LIMIT, "<="),
     ]
     table = Table(f"training time, median of {repeats} ({args.setting})", _COLUMNS, rows)
-    details = {"textclf_runs": ours, "baseline_runs": theirs, "one_thread_runs": single}
+    details = {"textclf_runs": ours, "baseline_runs": theirs}
     return Result(NAME, [table], targets, details)
 
 
@@ -91,18 +77,14 @@ def _row(
     what: str,
     ours: list[dict[str, float]],
     theirs: list[dict[str, float]],
-    single: list[dict[str, float]],
     our_key: str,
     their_key: str | None,
 ) -> dict[str, Any]:
-    row: dict[str, Any] = {"what": what, "textclf": _median(ours, our_key)}
-    row["one_thread"] = _median(single, our_key) if single else "-"
+    mine = _median(ours, our_key)
     if their_key is None:
-        return {**row, "baseline": "-", "ratio": "-", "one_thread_ratio": "-"}
+        return {"what": what, "textclf": mine, "baseline": "-", "ratio": "-"}
     other = _median(theirs, their_key)
-    row.update(baseline=other, ratio=row["textclf"] / other)
-    row["one_thread_ratio"] = row["one_thread"] / other if single else "-"
-    return row
+    return {"what": what, "textclf": mine, "baseline": other, "ratio": mine / other}
 
 
 def _median(runs: list[dict[str, float]], key: str) -> float:
