@@ -15,15 +15,35 @@ ORDER = ("accuracy", "train_speed", "predict_speed", "footprint", "http_load", "
 
 
 def render() -> str:
-    parts = []
-    for name in ORDER:
-        path = RESULTS / f"{name}.json"
-        if path.exists():
-            parts.append(_section(json.loads(path.read_text())))
-    if not parts:
+    """Every target first (one table), then the machine, then each benchmark's tables."""
+    results = [
+        json.loads((RESULTS / f"{name}.json").read_text())
+        for name in ORDER
+        if (RESULTS / f"{name}.json").exists()
+    ]
+    if not results:
         return "no results yet: run `python -m bench all`"
-    newest = max(RESULTS.glob("*.json"), key=lambda p: p.stat().st_mtime)
-    return "\n\n".join([_machine(json.loads(newest.read_text())["machine"]), *parts])
+    newest = max(results, key=lambda r: str(r["started"]))
+    sections = ["## Results", *(_section(r) for r in results)]
+    return "\n\n".join([summary(results), _machine(newest["machine"]), *sections])
+
+
+def summary(results: list[dict[str, Any]]) -> str:
+    """All targets of all benchmarks in one table, each with the benchmark that checks it."""
+    rows = [
+        {**_target_row(t), "benchmark": f"`{r['benchmark']}`"}
+        for r in results
+        for t in r["targets"]
+    ]
+    columns = {"benchmark": "benchmark", "name": "target", "value": "measured"}
+    columns.update({"limit": "target", "met": ""})
+    return markdown(Table("every target, latest run of each benchmark", columns, rows))
+
+
+def _target_row(raw: dict[str, Any]) -> dict[str, Any]:
+    target = Target(raw["name"], raw["value"], raw["limit"], raw["op"], raw.get("unit", ""))
+    row: dict[str, Any] = targets_table([target]).rows[0]
+    return row
 
 
 def _machine(machine: dict[str, Any]) -> str:
@@ -41,11 +61,13 @@ def _machine(machine: dict[str, Any]) -> str:
 
 def _section(result: dict[str, Any]) -> str:
     context = result["context"]
+    git = result["machine"]["git"]
+    dirty = f" plus {len(git['dirty'])} uncommitted file(s)" if git["dirty"] else ""
     lines = [
         f"### `{result['benchmark']}`",
         "",
         f"`{result['command']}` at {result['started']} ({context['seconds']:.0f} s, commit "
-        f"{result['machine']['git']['commit']}; other processes used "
+        f"{git['commit']}{dirty}; other processes used "
         f"{context['other_processes_cores']:.2f} cores on average, load average "
         f"{context['load_average_before'][0]:.2f} -> {context['load_average_after'][0]:.2f})",
     ]
