@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -357,18 +357,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     lo = int(rank)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
-
-
-def time_calls(call: Callable[[], Any], *, min_seconds: float, min_calls: int = 3) -> list[float]:
-    """Wall seconds of repeated `call()`s, until both `min_calls` and `min_seconds` are reached."""
-    times: list[float] = []
-    total = 0.0
-    while len(times) < min_calls or total < min_seconds:
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-        total += times[-1]
-    return times
 
 
 def free_port() -> int:
