@@ -8,6 +8,7 @@ loader's message.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -59,6 +60,11 @@ def create_app(settings: Settings | None = None, *, predictor: Predictor | None 
             on_batch=metrics.observe_batch,
         )
         metrics.set_model(loaded.ref)
+        # torch, scikit-learn and FastAPI leave ~260k long-lived objects; every full collection
+        # walked them all (140-180 ms pauses, the p99 tail under load). Freezing moves them out
+        # of the collector's sight; only what requests allocate is collected from here on.
+        gc.collect()
+        gc.freeze()
         reloader = Reloader(settings, holder, metrics)
         app.state.model, app.state.batcher, app.state.reloader = holder, batcher, reloader
         reloader.install_sighup()  # per process: each worker reloads its own model

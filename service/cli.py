@@ -100,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
         "access_log": settings.access_log,
         "log_config": _log_config(settings.log_level),
         "timeout_graceful_shutdown": 30,
+        # Outlive the clients' idle timeouts (httpx: 5 s), so a client never sends on a kept-alive
+        # connection the server is closing at that moment (seen as rare ReadErrors in the soak).
+        "timeout_keep_alive": 65,
     }
     if args.workers == 1:
         uvicorn.run(create_app(settings, predictor=predictor), **options)
