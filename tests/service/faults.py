@@ -236,3 +236,26 @@ class ServeProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# --- a predictor that waits for the test ------------------------------------------------------
+
+
+class GatedPredictor:
+    """A real predictor whose `predict_proba` waits until the test opens `gate`, for the calls
+    `hold` selects (all of them by default); everything else passes straight through."""
+
+    def __init__(self, real: Any, hold: Callable[[Any], bool] = lambda texts: True) -> None:
+        self._real = real
+        self._hold = hold
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def predict_proba(self, texts: Any) -> Any:
+        if self._hold(texts):
+            self.entered.set()
+            assert self.gate.wait(timeout=60), "the test never opened the gate"
+        return self._real.predict_proba(texts)

@@ -8,12 +8,9 @@ import asyncio
 import shutil
 import signal
 import threading
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
 import textclf
@@ -21,7 +18,7 @@ from service.app import create_app
 from service.settings import Settings
 from service.testing import LiveServer
 from tests.conftest import small_run_config
-from tests.service.faults import ServeProcess, broken_copy, replace_folder
+from tests.service.faults import GatedPredictor, ServeProcess, broken_copy, replace_folder
 from textclf.predictor import Predictor
 from textclf.schemas import ErrorResponse, ModelRef, PredictResponse, ReloadResponse
 
@@ -54,23 +51,6 @@ def _keyed(model_path: Path) -> Settings:
     return Settings(model_path=model_path, api_key=KEY, torch_threads=None)
 
 
-class Gated:
-    """A real predictor whose inference waits until the test opens `gate`."""
-
-    def __init__(self, real: Predictor) -> None:
-        self._real = real
-        self.entered = threading.Event()
-        self.gate = threading.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        self.entered.set()
-        assert self.gate.wait(timeout=60), "the test never opened the gate"
-        return self._real.predict_proba(texts)
-
-
 # --- over HTTP, in process ----------------------------------------------------------------------
 
 
@@ -80,7 +60,7 @@ async def test_reload_swaps_the_model_while_requests_in_flight_finish_on_the_old
 ) -> None:
     old, new = _ref(served), _ref(second_model_dir)
     assert old.version != new.version
-    gated = Gated(textclf.load(served))
+    gated = GatedPredictor(textclf.load(served))
     with LiveServer(create_app(_keyed(served), predictor=gated)) as server:  # type: ignore[arg-type]
         async with httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=60) as http:
             in_flight = asyncio.ensure_future(http.post("/v1/predict", json=TEXTS))

@@ -7,19 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
 from service.app import create_app
 from service.lanes import BULK_CHARS
 from service.settings import Settings
 from service.testing import LiveServer
+from tests.service.faults import GatedPredictor
 from textclf.predictor import Predictor
 from textclf.schemas import ErrorResponse, PredictResponse
 
@@ -84,29 +82,11 @@ def test_half_sent_headers_tie_up_only_their_own_connections(server: LiveServer)
             sock.close()
 
 
-class GateHuge:
-    """A real predictor that holds any call over `BULK_CHARS` characters until `gate` opens."""
-
-    def __init__(self, real: Predictor) -> None:
-        self._real = real
-        self.entered = threading.Event()
-        self.gate = threading.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        if sum(map(len, texts)) > BULK_CHARS:
-            self.entered.set()
-            assert self.gate.wait(timeout=60), "the test never opened the gate"
-        return self._real.predict_proba(texts)
-
-
 @pytest.mark.anyio
 async def test_small_requests_are_answered_while_a_huge_one_is_classified(
     trained_model_dir: Path, predictor: Predictor
 ) -> None:
-    gated = GateHuge(predictor)
+    gated = GatedPredictor(predictor, hold=lambda texts: sum(map(len, texts)) > BULK_CHARS)
     huge = {"texts": [f"orbit {i} " * 3_000 for i in range(256)], "top_k": 2}  # ~7 MB
     settings = Settings(model_path=trained_model_dir, torch_threads=None)
     assert len(json.dumps(huge)) < settings.max_body_bytes
