@@ -25,7 +25,7 @@ from textclf import artifact as artifact_io
 from textclf.config import FeatureConfig, TrainConfig
 from textclf.features import TextFeatures, build_vectorizer, vectorizer_state
 from textclf.model import MLP
-from textclf.predictor import Predictor
+from textclf.predictor import Predictor, as_text_list
 from textclf.train import fit, predict_logits
 
 _FEATURES, _TRAIN = FeatureConfig(), TrainConfig()
@@ -72,7 +72,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     def fit(self, X: Sequence[str], y: Sequence[Any]) -> TextClassifier:
-        texts, labels = _texts(X), np.asarray(y)
+        texts, labels = as_text_list(X, name="X"), np.asarray(y)
         self.classes_, codes = np.unique(labels, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError("TextClassifier needs at least two classes")
@@ -101,7 +101,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
         check_is_fitted(self, "model_")
-        logits = predict_logits(self.model_, self.features_.transform(_texts(X)))
+        logits = predict_logits(self.model_, self.features_.transform(as_text_list(X, name="X")))
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         return probs / probs.sum(axis=1, keepdims=True)
@@ -158,16 +158,6 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             device=self.device,  # type: ignore[arg-type]
             seed=self.random_state,
         )
-
-
-def _texts(X: Sequence[str]) -> list[str]:
-    if isinstance(X, str):
-        raise TypeError("X must be a sequence of texts, not a single string")
-    texts = list(X)
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise TypeError(f"X[{bad}] is {type(texts[bad]).__name__}, expected str")
-    return texts
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

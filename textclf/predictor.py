@@ -54,7 +54,7 @@ class Predictor:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, shape (len(texts), len(labels)), columns in `labels` order."""
-        texts = _as_list(texts)
+        texts = as_text_list(texts)
         parts = [
             self._proba_batch(texts[s : s + BATCH_SIZE]) for s in range(0, len(texts), BATCH_SIZE)
         ]
@@ -108,11 +108,18 @@ def load(
     return Predictor(artifact_io.load(path, device=device), device=device)
 
 
-def _as_list(texts: Sequence[str]) -> list[str]:
+def as_text_list(texts: Sequence[str], *, name: str = "texts") -> list[str]:
+    """The texts as a list, or a TypeError naming the first item that is not a string.
+
+    A lone string is refused: iterating it would classify each character.
+    """
     if isinstance(texts, str):
-        raise TypeError("pass a list of texts (a single string is accepted by predict())")
+        raise TypeError(
+            f"{name} must be a sequence of texts, not a single string "
+            "(predict() also accepts one string)"
+        )
     items = list(texts)
     for i, text in enumerate(items):
         if not isinstance(text, str):
-            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+            raise TypeError(f"{name}[{i}] is {type(text).__name__}, expected str")
     return items
