@@ -24,6 +24,7 @@ from textclf.features import (
     STATE_VERSION,
     build_vectorizer,
     n_features,
+    subject_lines,
     to_torch,
     vectorizer_from_state,
     vectorizer_state,
@@ -212,24 +213,71 @@ def test_feature_config_round_trips_through_a_dict() -> None:
     assert feature_config_from_dict(raw) == config
 
 
-@pytest.mark.parametrize("subject_weight", [0.0, 0.5])
-def test_fast_transform_matches_scikit_learn(splits: Splits, subject_weight: float) -> None:
-    """`transform` skips scikit-learn's per-call machinery; its numbers must not change."""
-    from textclf.features import subject_lines
+def _scikit_learn(config: FeatureConfig, ngram_range: tuple[int, int], **df: Any) -> Any:
+    """scikit-learn's own vectorizer with its own word analyzer: the reference."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
+    return TfidfVectorizer(
+        ngram_range=ngram_range, sublinear_tf=config.sublinear_tf, dtype=np.float32, **df
+    )
+
+
+@pytest.mark.parametrize("subject_weight", [0.0, 0.5])
+def test_features_equal_scikit_learns_own(splits: Splits, subject_weight: float) -> None:
+    """Our analyzer and fast transform stand in for scikit-learn's: same vocabulary, same idf,
+    same rows, for fitting and for transforming."""
     config = FeatureConfig(ngram_range=(1, 2), max_features=20_000, subject_weight=subject_weight)
     features = build_vectorizer(config)
-    trained = features.fit_transform(splits.train.texts)
+    train = splits.train.texts
+    trained = features.fit_transform(train)
+    body = _scikit_learn(config, config.ngram_range, min_df=2, max_df=0.5, max_features=20_000)
+    references = [(features.body, body, train, lambda t: t)]
+    if subject_weight:
+        subject = _scikit_learn(config, config.subject_ngram_range)
+        references.append((features.subject, subject, train, subject_lines))
     texts = splits.test.texts + ODD_TEXTS
-    ours = features.transform(texts)
-    reference = features.body.transform(texts)
-    if features.subject is not None:
-        subject = features.subject.transform(subject_lines(texts))
-        subject.data *= np.float32(subject_weight)
-        reference = sp.hstack([reference, subject], format="csr", dtype=np.float32)
-    reference = sp.csr_matrix(reference)
-    reference.sort_indices()
-    assert ours.shape == reference.shape and ours.shape[1] == trained.shape[1]
-    assert np.array_equal(ours.indptr, reference.indptr)
-    assert np.array_equal(ours.indices, reference.indices)
-    np.testing.assert_allclose(ours.data, reference.data, rtol=2e-7, atol=0)
+    expected_fit, expected = [], []
+    for ours, theirs, fit_texts, view in references:
+        expected_fit.append(theirs.fit_transform(view(fit_texts)))
+        assert ours.terms == list(theirs.get_feature_names_out())
+        assert np.array_equal(ours.idf, theirs.idf_)
+        expected.append(theirs.transform(view(texts)))
+    for parts, ours in ((expected_fit, trained), (expected, features.transform(texts))):
+        if len(parts) > 1:
+            parts[1].data *= np.float32(subject_weight)
+        reference = sp.csr_matrix(sp.hstack(parts, format="csr", dtype=np.float32))
+        reference.sort_indices()
+        ours = sp.csr_matrix(ours)
+        ours.sort_indices()
+        assert ours.shape == reference.shape
+        assert np.array_equal(ours.indptr, reference.indptr)
+        assert np.array_equal(ours.indices, reference.indices)
+        np.testing.assert_allclose(ours.data, reference.data, rtol=2e-7, atol=0)
+
+
+def test_encode_is_transform_without_scipy(fitted: Features, splits: Splits) -> None:
+    texts = splits.val.texts[:50] + ODD_TEXTS
+    encoded = fitted.encode(texts)
+    assert encoded.indptr.dtype == encoded.indices.dtype == np.int64
+    assert encoded.data.dtype == np.float32
+    matrix = sp.csr_matrix(
+        (encoded.data, encoded.indices, encoded.indptr), shape=(len(texts), n_features(fitted))
+    )
+    assert np.array_equal(matrix.toarray(), fitted.transform(texts).toarray())
+    assert np.array_equal(to_torch(encoded).to_dense().numpy(), matrix.toarray())
+
+
+def test_serving_imports_neither_scikit_learn_nor_scipy(tmp_path: Path, fitted: Features) -> None:
+    """A restored vectorizer transforms without them (they cost ~0.8 s of a cold start)."""
+    import subprocess
+    import sys
+
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(vectorizer_state(fitted, CONFIG)))
+    code = (
+        "import json, sys; from textclf.features import vectorizer_from_state as load; "
+        f"load(json.load(open({str(state)!r}))).encode(['the launch']); "
+        "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,10 +1,11 @@
 """TF-IDF features: fit, transform, save/restore as JSON, hand batches to torch.
 
-The vectorizers are scikit-learn's own `TfidfVectorizer`, so tokenisation and weighting are what
-users of scikit-learn know. A model's input columns are the body's TF-IDF, optionally followed by a
-second, weighted TF-IDF of the `Subject:` header line (see `FeatureConfig.subject_weight`). The
-learned state (vocabularies, idf) is written as plain JSON, never pickled, and rebuilt into
-features whose output is bit-identical to the trained ones.
+Fitting uses scikit-learn's own `TfidfVectorizer` (document frequencies, `min_df`/`max_df`, idf,
+sublinear tf and L2 norm are what its users know), with `textclf.analyzer`'s tokens, which equal
+scikit-learn's. A model's input columns are the body's TF-IDF, optionally followed by a second,
+weighted TF-IDF of the `Subject:` header line (see `FeatureConfig.subject_weight`). The fitted
+state (terms, idf) is written as plain JSON, never pickled; transforming needs neither
+scikit-learn nor SciPy, so a serving process imports neither.
 """
 
 from __future__ import annotations
@@ -13,19 +14,51 @@ import re
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from operator import methodcaller
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 import torch
-from sklearn.feature_extraction.text import TfidfVectorizer
 
+from textclf.analyzer import WordAnalyzer, english_stop_words
 from textclf.config import FeatureConfig, feature_config_from_dict, to_dict
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 STATE_VERSION = 1
 # torch flags all sparse CSR use as "beta" on every call; the ops used here are long stable.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 _SUBJECT = re.compile(r"^subject:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
+# Terms are looked up as UTF-8 bytes (the ASCII fast path yields bytes); "surrogatepass" because
+# JSON can carry lone surrogates, which plain UTF-8 refuses to encode.
+_to_bytes = methodcaller("encode", "utf-8", "surrogatepass")
+
+
+@dataclass
+class Vocabulary:
+    """One fitted TF-IDF: its terms in column order and their idf."""
+
+    terms: list[str]
+    idf: np.ndarray  # float64, as scikit-learn keeps it
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+
+class Encoded(NamedTuple):
+    """A batch as CSR arrays (int64 indptr/indices, float32 data); column order within a row is
+    first occurrence, not sorted."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    n_features: int
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.indptr) - 1
 
 
 class TextFeatures:
@@ -33,120 +66,157 @@ class TextFeatures:
 
     def __init__(self, config: FeatureConfig) -> None:
         self.config = config
-        self.body = _tfidf(
-            config, config.ngram_range, config.min_df, config.max_df, config.max_features
+        stop_words = english_stop_words() if config.stop_words == "english" else None
+        self.body_analyzer = WordAnalyzer(
+            config.ngram_range, lowercase=config.lowercase, stop_words=stop_words
         )
-        self.subject: TfidfVectorizer | None = None
+        self.subject_analyzer = WordAnalyzer(
+            config.subject_ngram_range, lowercase=config.lowercase, stop_words=stop_words
+        )
+        self.body: Vocabulary | None = None
+        self.subject: Vocabulary | None = None
         self._encoder: _Encoder | None = None
 
     @property
     def n_features(self) -> int:
-        return len(self.body.vocabulary_) + (
-            len(self.subject.vocabulary_) if self.subject is not None else 0
-        )
+        return len(self._fitted_body()) + (len(self.subject) if self.subject is not None else 0)
 
     def fit(self, texts: Sequence[str]) -> TextFeatures:
         self.fit_transform(texts)
         return self
 
     def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        body = self.body.fit_transform(texts)
-        self.subject, self._encoder = None, None
-        if self.config.subject_weight > 0:
+        cfg = self.config
+        body_tfidf = _tfidf(cfg, self.body_analyzer, cfg.min_df, cfg.max_df, cfg.max_features)
+        body = body_tfidf.fit_transform(texts)
+        self.body, self.subject, self._encoder = _vocabulary(body_tfidf), None, None
+        if cfg.subject_weight > 0:
             subjects = subject_lines(texts)
             if any(subjects):
-                cfg = self.config
-                self.subject = _tfidf(cfg, cfg.subject_ngram_range, 1, 1.0, None)
-                return self._join(body, self.subject.fit_transform(subjects))
+                subject_tfidf = _tfidf(cfg, self.subject_analyzer, 1, 1.0, None)
+                subject = subject_tfidf.fit_transform(subjects)
+                self.subject = _vocabulary(subject_tfidf)
+                return self._join(body, subject)
         return body
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """Same output as scikit-learn's `transform` (bit for bit), without its per-call cost.
+        """scikit-learn's `transform` output (sorted indices), without its per-call cost."""
+        import scipy.sparse as sp
+
+        encoded = self.encode(texts)
+        matrix = sp.csr_matrix(
+            (encoded.data, encoded.indices.astype(np.int32), encoded.indptr.astype(np.int32)),
+            shape=(encoded.n_rows, encoded.n_features),
+        )
+        matrix.sort_indices()
+        return matrix
+
+    def encode(self, texts: Sequence[str]) -> Encoded:
+        """The TF-IDF rows as CSR arrays: what serving feeds torch, with no SciPy in between.
 
         scikit-learn validates and re-derives its state on every call (~0.2 ms per vectorizer),
-        which is most of the time for the one-text requests a service sees. `_Encoder` does the
-        same counting, sublinear tf, idf and L2 steps on state prepared once.
-        """
+        which would be most of the time for the one-text requests a service sees; `_Encoder` does
+        the same counting, sublinear tf, idf and L2 steps on state prepared once."""
         if self._encoder is None:
             self._encoder = _Encoder(self)
-        return self._encoder.transform(texts)
+        return self._encoder.encode(texts)
+
+    def _fitted_body(self) -> Vocabulary:
+        if self.body is None:
+            raise RuntimeError("the features are not fitted yet: call fit() first")
+        return self.body
 
     def _join(self, body: sp.csr_matrix, subject: sp.csr_matrix) -> sp.csr_matrix:
+        import scipy.sparse as sp
+
         subject.data *= np.float32(self.config.subject_weight)
         return sp.hstack([body, subject], format="csr", dtype=np.float32)
 
 
 class _Encoder:
-    """Fitted state laid out for fast transforms: analyzers, vocabularies, one idf vector."""
+    """Fitted state laid out for fast transforms: analyzers, term lookups, one idf vector."""
 
     def __init__(self, features: TextFeatures) -> None:
-        parts = [features.body, *([features.subject] if features.subject is not None else [])]
-        self.analyzers = [v.build_analyzer() for v in parts]
-        sizes = [len(v.vocabulary_) for v in parts]
-        self.n_features = sum(sizes)
-        self.split = sizes[0]  # first subject column
-        self.vocabularies: list[dict[str, int]] = [parts[0].vocabulary_]
-        if len(parts) > 1:
-            self.vocabularies.append({t: i + self.split for t, i in parts[1].vocabulary_.items()})
-        self.idf = np.concatenate([v.idf_ for v in parts])
+        body, subject = features._fitted_body(), features.subject
+        self.split = len(body)  # first subject column
+        self.n_features = features.n_features
+        self.parts = [_Part(features.body_analyzer, body, 0)]
+        if subject is not None:
+            self.parts.append(_Part(features.subject_analyzer, subject, self.split))
+        self.idf = np.concatenate([body.idf, subject.idf] if subject else [body.idf])
         self.sublinear = features.config.sublinear_tf
         self.subject_weight = np.float32(features.config.subject_weight)
-        self.has_subject = features.subject is not None
 
-    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+    def encode(self, texts: Sequence[str]) -> Encoded:
         # Counting as scikit-learn's CountVectorizer does, into one matrix for all parts (the
-        # subject's vocabulary is pre-shifted past the body's columns), then one index sort.
+        # subject's columns are pre-shifted past the body's).
         indices: list[int] = []
         counts: list[int] = []
         indptr = [0]
-        views = (texts, subject_lines(texts)) if self.has_subject else (texts,)
-        for row in zip(*views, strict=True):
-            for analyze, vocabulary, text in zip(
-                self.analyzers, self.vocabularies, row, strict=True
-            ):
-                counter = Counter(map(vocabulary.get, analyze(text)))
-                counter.pop(None, None)  # out-of-vocabulary terms
-                indices.extend(counter.keys())  # type: ignore[arg-type]
-                counts.extend(counter.values())
+        body, *subject = self.parts
+        for text in texts:
+            body.count(text, indices, counts)
+            if subject:
+                subject[0].count(subject_line(text), indices, counts)
             indptr.append(len(indices))
-        matrix = sp.csr_matrix(
-            (
-                np.asarray(counts, dtype=np.float32),
-                np.asarray(indices, dtype=np.int32),
-                np.asarray(indptr, dtype=np.int32),
-            ),
-            shape=(len(indptr) - 1, self.n_features),
-        )
-        matrix.sort_indices()
-        return self._weigh(matrix)
+        # Via int64: numpy converts a list of ints to float32 slower than to int64 and a cast.
+        data = np.fromiter(counts, np.int64, len(counts)).astype(np.float32)
+        index = np.fromiter(indices, np.int64, len(indices))
+        offsets = np.fromiter(indptr, np.int64, len(indptr))
+        return Encoded(offsets, index, self._weigh(offsets, index, data), self.n_features)
 
-    def _weigh(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+    def _weigh(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> np.ndarray:
         """scikit-learn's TfidfTransformer steps, in its order and dtypes, per part."""
-        data = matrix.data
         if self.sublinear:
             np.log(data, data)
             data += 1.0
-        data *= self.idf[matrix.indices]
-        subject = matrix.indices >= self.split
-        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr)) * 2 + subject
-        norms = np.sqrt(
-            np.bincount(rows, weights=data.astype(np.float64) ** 2, minlength=2 * matrix.shape[0])
-        )
+        data *= self.idf[indices]
+        n_rows = len(indptr) - 1
+        segments = np.repeat(np.arange(n_rows), np.diff(indptr)) * 2
+        subject = indices >= self.split
+        segments += subject
+        squares = data.astype(np.float64) ** 2
+        norms = np.sqrt(np.bincount(segments, weights=squares, minlength=2 * n_rows))
         norms[norms == 0.0] = 1.0
-        data /= norms[rows]
-        if self.has_subject:
+        data /= norms[segments]
+        if len(self.parts) > 1:
             data[subject] *= self.subject_weight
-        return matrix
+        return data
+
+
+class _Part:
+    """One TF-IDF's analyzer and term -> column lookup (columns shifted by `offset`).
+
+    A unigram analyzer's lookup is keyed by UTF-8 bytes, for `WordAnalyzer.raw_ascii_tokens`;
+    an n-gram analyzer's by str."""
+
+    def __init__(self, analyzer: WordAnalyzer, vocabulary: Vocabulary, offset: int) -> None:
+        self.analyzer = analyzer
+        self.fast = analyzer.unigrams_only
+        key = _to_bytes if self.fast else str
+        self.lookup: dict[Any, int] = {key(t): i + offset for i, t in enumerate(vocabulary.terms)}
+
+    def count(self, text: str, indices: list[int], counts: list[int]) -> None:
+        terms: Any = self.analyzer.raw_ascii_tokens(text) if self.fast else None
+        if terms is None:
+            terms = self.analyzer(text)
+            if self.fast:
+                terms = map(_to_bytes, terms)
+        counter = Counter(map(self.lookup.get, terms))
+        counter.pop(None, None)  # out-of-vocabulary terms
+        indices.extend(counter.keys())  # type: ignore[arg-type]
+        counts.extend(counter.values())
+
+
+def subject_line(text: str) -> str:
+    """The `Subject:` line of a text's header block ('' when absent)."""
+    end = text.find("\n\n")
+    match = _SUBJECT.search(text, 0, end if end >= 0 else len(text))
+    return match.group(1) if match else ""
 
 
 def subject_lines(texts: Sequence[str]) -> list[str]:
-    """The `Subject:` line of each text's header block ('' when absent)."""
-    out = []
-    for text in texts:
-        end = text.find("\n\n")
-        match = _SUBJECT.search(text, 0, end if end >= 0 else len(text))
-        out.append(match.group(1) if match else "")
-    return out
+    return [subject_line(text) for text in texts]
 
 
 def build_vectorizer(config: FeatureConfig) -> TextFeatures:
@@ -163,8 +233,8 @@ def vectorizer_state(features: TextFeatures, config: FeatureConfig | None = None
     return {
         "state_version": STATE_VERSION,
         "config": to_dict(config or features.config),
-        **_tfidf_state(features.body),
-        "subject": None if features.subject is None else _tfidf_state(features.subject),
+        **_state(features._fitted_body()),
+        "subject": None if features.subject is None else _state(features.subject),
     }
 
 
@@ -175,22 +245,26 @@ def vectorizer_from_state(state: dict[str, Any]) -> TextFeatures:
     if state.get("state_version") != STATE_VERSION:
         raise ValueError(f"unsupported vectorizer state version {state.get('state_version')!r}")
     features = TextFeatures(feature_config_from_dict(state["config"]))
-    _restore(features.body, state)
+    features.body = _restore(state)
     subject = state.get("subject")
     if subject is not None:
-        cfg = features.config
-        features.subject = _restore(_tfidf(cfg, cfg.subject_ngram_range, 1, 1.0, None), subject)
+        features.subject = _restore(subject)
     return features
 
 
-def to_torch(batch: sp.csr_matrix, device: torch.device | str = "cpu") -> torch.Tensor:
-    """A CSR batch as a torch sparse CSR tensor (int64 indices, float32 values), on `device`."""
-    batch = batch.tocsr()
+def to_torch(batch: sp.spmatrix | Encoded, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A batch as a torch sparse CSR tensor (int64 indices, float32 values), on `device`."""
+    if isinstance(batch, Encoded):
+        parts, shape = (batch.indptr, batch.indices, batch.data), (batch.n_rows, batch.n_features)
+    else:
+        csr = batch.tocsr()
+        parts, shape = (csr.indptr, csr.indices, csr.data), csr.shape
+    indptr, indices, data = parts
     tensor = torch.sparse_csr_tensor(
-        torch.from_numpy(batch.indptr.astype(np.int64, copy=False)),
-        torch.from_numpy(batch.indices.astype(np.int64, copy=False)),
-        torch.from_numpy(batch.data.astype(np.float32, copy=False)),
-        size=batch.shape,
+        torch.from_numpy(indptr.astype(np.int64, copy=False)),
+        torch.from_numpy(indices.astype(np.int64, copy=False)),
+        torch.from_numpy(data.astype(np.float32, copy=False)),
+        size=shape,
         check_invariants=False,
     )
     return tensor if str(device) == "cpu" else tensor.to(device, non_blocking=True)
@@ -198,33 +272,37 @@ def to_torch(batch: sp.csr_matrix, device: torch.device | str = "cpu") -> torch.
 
 def _tfidf(
     config: FeatureConfig,
-    ngram_range: tuple[int, int],
+    analyzer: WordAnalyzer,
     min_df: int | float,
     max_df: float,
     max_features: int | None,
-) -> TfidfVectorizer:
+) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     # float32 output halves memory and matches the model's dtype.
     return TfidfVectorizer(
-        ngram_range=ngram_range,
+        analyzer=analyzer,
         min_df=min_df,
         max_df=max_df,
         max_features=max_features,
         sublinear_tf=config.sublinear_tf,
-        lowercase=config.lowercase,
-        stop_words=config.stop_words,
         dtype=np.float32,
     )
 
 
-def _tfidf_state(vectorizer: TfidfVectorizer) -> dict[str, Any]:
+def _vocabulary(vectorizer: Any) -> Vocabulary:
     vocabulary: dict[str, int] = vectorizer.vocabulary_
     terms = [""] * len(vocabulary)
     for term, index in vocabulary.items():
         terms[index] = term
-    return {"terms": terms, "idf": [float(v) for v in vectorizer.idf_]}
+    return Vocabulary(terms, np.asarray(vectorizer.idf_, dtype=np.float64))
 
 
-def _restore(vectorizer: TfidfVectorizer, state: dict[str, Any]) -> TfidfVectorizer:
+def _state(vocabulary: Vocabulary) -> dict[str, Any]:
+    return {"terms": list(vocabulary.terms), "idf": [float(v) for v in vocabulary.idf]}
+
+
+def _restore(state: dict[str, Any]) -> Vocabulary:
     terms = state["terms"]
     if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
         raise ValueError("'terms' must be a list of strings")
@@ -235,7 +313,4 @@ def _restore(vectorizer: TfidfVectorizer, state: dict[str, Any]) -> TfidfVectori
         raise ValueError("duplicate terms in the vocabulary")
     if not np.all(np.isfinite(idf)):
         raise ValueError("idf values must be finite numbers")
-    vectorizer.vocabulary_ = {term: i for i, term in enumerate(terms)}
-    vectorizer.idf_ = idf
-    vectorizer.fixed_vocabulary_ = False
-    return vectorizer
+    return Vocabulary(terms, idf)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 
 class _Wire(BaseModel):
@@ -73,3 +73,6 @@ class ErrorDetail(_Wire):
 
 class ErrorResponse(_Wire):
     error: ErrorDetail
+
+
+PREDICTIONS: TypeAdapter[list[Prediction]] = TypeAdapter(list[Prediction])
