@@ -12,8 +12,8 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -26,20 +26,26 @@ from service.metrics import Metrics, MetricsMiddleware
 from service.reload import Reloader
 from service.reload import router as admin_router
 from service.routes import router
+from service.scorer import ProcessPredictor
 from service.settings import Settings, get_settings
-from textclf.predictor import Predictor
+
+if TYPE_CHECKING:
+    from service.inference import Served
 
 logger = logging.getLogger("textclf.service")
 
 
-def load_predictor(settings: Settings) -> Predictor:
-    """The model named by the settings; raises `textclf.ArtifactError` saying what is wrong."""
-    if settings.torch_threads is not None:
-        torch.set_num_threads(settings.torch_threads)  # per process: each worker sets its own
-    return textclf.load(settings.model_path, device=settings.device)
+def load_predictor(settings: Settings) -> Served:
+    """The model named by the settings, in a child process or in this one (`settings.scorer`);
+    raises `textclf.ArtifactError` saying what is wrong."""
+    if settings.scorer == "process":
+        return ProcessPredictor(
+            settings.model_path, device=settings.device, threads=settings.torch_threads
+        )
+    return textclf.load(settings.model_path, device=settings.device, threads=settings.torch_threads)
 
 
-def create_app(settings: Settings | None = None, *, predictor: Predictor | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, predictor: Served | None = None) -> FastAPI:
     """A ready-to-serve app. Pass `predictor` to serve a model already loaded (the CLI does, after
     checking it loads); otherwise the lifespan loads `settings.model_path`."""
     settings = settings if settings is not None else get_settings()
@@ -75,6 +81,8 @@ def create_app(settings: Settings | None = None, *, predictor: Predictor | None 
             reloader.remove_sighup()
             del app.state.model, app.state.batcher, app.state.reloader
             await batcher.aclose()
+            if isinstance(holder.predictor, ProcessPredictor):
+                holder.predictor.close(wait=True)
 
     app = FastAPI(
         title="textclf",

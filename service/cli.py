@@ -52,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="worker processes, each with its own copy of the model (default: %(default)s)",
     )
     parser.add_argument(
+        "--scorer",
+        choices=("process", "thread"),
+        help="where each worker runs the model: a child process of its own (faster under "
+        "concurrent load) or a thread of the worker (less memory); "
+        "default: TEXTCLF_SCORER or process",
+    )
+    parser.add_argument(
         "--log-level", choices=_LOG_LEVELS, help="default: TEXTCLF_LOG_LEVEL or info"
     )
     parser.add_argument(
@@ -70,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from service.settings import Settings
 
     overrides: dict[str, Any] = {"model_path": args.model_path}
+    if args.scorer is not None:
+        overrides["scorer"] = args.scorer
     if args.log_level is not None:
         overrides["log_level"] = args.log_level
     if args.access_log is not None:
@@ -123,6 +132,8 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 def _environment(overrides: dict[str, Any]) -> dict[str, str]:
     """The CLI's overrides as TEXTCLF_* variables, for worker processes to read."""
     env = {"TEXTCLF_MODEL_PATH": str(Path(overrides["model_path"]).resolve())}
+    if "scorer" in overrides:
+        env["TEXTCLF_SCORER"] = overrides["scorer"]
     if "log_level" in overrides:
         env["TEXTCLF_LOG_LEVEL"] = overrides["log_level"]
     if "access_log" in overrides:

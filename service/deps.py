@@ -78,14 +78,7 @@ async def read_predict_request(request: Request) -> PredictRequest:
     if holder is None:
         raise NotReady("the model is not loaded yet; retry shortly")
     _require_json(request.headers.get("content-type"))
-    try:
-        async with asyncio.timeout(settings.body_timeout_s):
-            body = await _read_body(request, settings.max_body_bytes)
-    except TimeoutError:
-        raise RequestTimeout(
-            f"the request body did not arrive within {settings.body_timeout_s:g}s; "
-            "send it at once, or send less"
-        ) from None
+    body = await _read_body_in_time(request, settings)
     try:
         parsed = PredictRequest.model_validate_json(body)
     except ValidationError as exc:
@@ -96,6 +89,34 @@ async def read_predict_request(request: Request) -> PredictRequest:
         ) from None
     _check_limits(parsed, settings, n_labels=len(holder.predictor.labels))
     return parsed
+
+
+async def _read_body_in_time(request: Request, settings: Settings) -> bytes:
+    """`_read_body`, or 408 after `body_timeout_s`.
+
+    A bare `call_later` that cancels this task, rather than `asyncio.timeout`, whose bookkeeping
+    cost ~4% of a one-text request; the expiry is told apart from other cancellations by `fired`.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    fired: list[bool] = []
+
+    def expire() -> None:
+        fired.append(True)
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(settings.body_timeout_s, expire)
+    try:
+        return await _read_body(request, settings.max_body_bytes)
+    except asyncio.CancelledError:
+        if not fired or task.uncancel() > 0:
+            raise  # cancelled by someone else (the client left, the server stops)
+        raise RequestTimeout(
+            f"the request body did not arrive within {settings.body_timeout_s:g}s; "
+            "send it at once, or send less"
+        ) from None
+    finally:
+        timer.cancel()
 
 
 def _require_json(content_type: str | None) -> None:

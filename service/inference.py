@@ -22,6 +22,7 @@ response names the model (`ModelRef`) that actually produced it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
@@ -29,33 +30,53 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 import numpy as np
 
 from service.errors import NotReady
-from textclf.predictor import Predictor
-from textclf.schemas import ModelRef, Prediction
+from service.scorer import ProcessPredictor, ScorerDied
+from textclf.schemas import PREDICTIONS, ModelRef, Prediction
 
 logger = logging.getLogger("textclf.service")
+
+
+if TYPE_CHECKING:
+    from textclf.predictor import Predictor
+
+    # A model in this process, or in a child process of its own (`service.scorer`). Only for
+    # type checking: a worker that scores in a child process never imports torch.
+    Served: TypeAlias = Predictor | ProcessPredictor
 
 
 class ModelHolder:
     """The one reference to the live predictor, kept on `app.state` (never a module global)."""
 
-    def __init__(self, predictor: Predictor) -> None:
+    def __init__(self, predictor: Served) -> None:
         self.predictor = predictor
 
-    def swap(self, predictor: Predictor) -> Predictor:
+    def swap(self, predictor: Served) -> Served:
         """Serve `predictor` from the next batch on; returns the old one (in-flight batches keep
         using it)."""
         old, self.predictor = self.predictor, predictor
         return old
 
 
-class Result(NamedTuple):
-    model: ModelRef
-    predictions: list[Prediction]
+class Result:
+    """One request's answer: the model that produced it, the top label of each text, and the
+    predictions already serialised as the JSON array the response carries (serialised where
+    they were computed: with a child-process scorer, off the event loop)."""
+
+    __slots__ = ("labels", "model", "predictions_json")
+
+    def __init__(self, model: ModelRef, labels: list[str], predictions_json: bytes) -> None:
+        self.model = model
+        self.labels = labels
+        self.predictions_json = predictions_json
+
+    @property
+    def predictions(self) -> list[Prediction]:
+        return PREDICTIONS.validate_json(self.predictions_json)
 
 
 @dataclass(slots=True)
@@ -66,7 +87,7 @@ class _Job:
     loop: asyncio.AbstractEventLoop
 
 
-_Outcome = list[Prediction] | BaseException
+_Outcome = tuple[list[str], bytes] | BaseException
 
 
 class _Batch(NamedTuple):
@@ -162,6 +183,7 @@ class MicroBatcher:
     def _run(self, jobs: list[_Job]) -> None:
         predictor = self._holder.predictor  # read once: the whole batch uses one model
         try:
+            assert not isinstance(predictor, ProcessPredictor)  # Lanes gives those a LoopBatcher
             outcomes = _run_batch(predictor, [(j.texts, j.top_k) for j in jobs])
             batch = _Batch(predictor.ref, jobs, outcomes)
         except BaseException as exc:  # _run_batch catches per job: this is a bug; fail the batch
@@ -178,7 +200,7 @@ class MicroBatcher:
                 job.future.set_exception(outcome)
             else:
                 assert batch.model is not None
-                job.future.set_result(Result(batch.model, outcome))
+                job.future.set_result(Result(batch.model, *outcome))
         if self._on_batch is not None:
             self._on_batch(sum(len(j.texts) for j in batch.jobs))
 
@@ -197,7 +219,7 @@ def _run_batch(predictor: Predictor, jobs: list[tuple[list[str], int]]) -> list[
     start = 0
     for job_texts, top_k in jobs:
         stop = start + len(job_texts)
-        outcomes.append(predictor.to_predictions(probs[start:stop], top_k))
+        outcomes.append(predictor.to_json(probs[start:stop], top_k))
         start = stop
     return outcomes
 
@@ -206,6 +228,103 @@ def _run_one(predictor: Predictor, texts: list[str], top_k: int) -> _Outcome:
     # One failing request must not fail the requests that happened to share its batch.
     try:
         probs: np.ndarray = predictor.predict_proba(texts)
-        return predictor.to_predictions(probs, top_k)
+        return predictor.to_json(probs, top_k)
     except Exception as exc:
         return exc
+
+
+class LoopBatcher:
+    """`MicroBatcher` for a model scored in a child process (`service.scorer`): the batching runs
+    on the event loop itself, with no thread and so no GIL hand-offs.
+
+    Requests whose handlers run in the same loop iteration share a batch; while a batch is in the
+    child, the next requests queue here and go together as soon as it answers. So the loop parses
+    and answers requests while the child computes, instead of taking turns with it."""
+
+    def __init__(
+        self,
+        holder: ModelHolder,
+        *,
+        channel: int = 0,
+        max_batch_texts: int = 1024,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._holder = holder
+        self._channel = channel
+        self._max_batch_texts = max_batch_texts
+        self._on_batch = on_batch
+        self._pending: collections.deque[_Job] = collections.deque()
+        self._drain_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def predict(self, texts: list[str], top_k: int) -> Result:
+        """Predictions for `texts` in order, from whichever batch they end up in."""
+        if self._closed:
+            raise NotReady("the service is shutting down; retry on another instance")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
+        self._pending.append(_Job(texts, top_k, future, loop))
+        if self._drain_task is None:
+            # A task, not a direct call: it starts after the handlers already scheduled in this
+            # iteration, so their requests join the first batch.
+            self._drain_task = loop.create_task(self._drain())
+        return await future
+
+    async def aclose(self) -> None:
+        """Refuse new work and finish what is queued."""
+        self._closed = True
+        if self._drain_task is not None:
+            await asyncio.shield(self._drain_task)
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                jobs = self._take()
+                if jobs:
+                    await self._run(jobs)
+        finally:
+            self._drain_task = None
+
+    def _take(self) -> list[_Job]:
+        """Queued requests up to `max_batch_texts` texts (at least one; never split), skipping
+        those whose client went away."""
+        jobs: list[_Job] = []
+        n_texts = 0
+        while self._pending:
+            job = self._pending[0]
+            if not job.future.done():
+                if jobs and n_texts + len(job.texts) > self._max_batch_texts:
+                    break
+                jobs.append(job)
+                n_texts += len(job.texts)
+            self._pending.popleft()
+        return jobs
+
+    async def _run(self, jobs: list[_Job]) -> None:
+        predictor = self._holder.predictor  # read once: the whole batch uses one model
+        assert isinstance(predictor, ProcessPredictor)  # Lanes gives the others a MicroBatcher
+        try:
+            outcomes = await predictor.apredict([(j.texts, j.top_k) for j in jobs], self._channel)
+        except ScorerDied as exc:
+            _fail(jobs, NotReady(str(exc)))
+            return
+        except Exception as exc:
+            if len(jobs) == 1:
+                _fail(jobs, exc)
+                return
+            # One failing request must not fail the requests that happened to share its batch.
+            logger.warning("batch of %d requests failed (%s); retrying one by one", len(jobs), exc)
+            for job in jobs:
+                await self._run([job])
+            return
+        for job, (labels, predictions_json) in zip(jobs, outcomes, strict=True):
+            if not job.future.done():
+                job.future.set_result(Result(predictor.ref, labels, predictions_json))
+        if self._on_batch is not None:
+            self._on_batch(sum(len(j.texts) for j in jobs))
+
+
+def _fail(jobs: list[_Job], exc: BaseException) -> None:
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(exc)

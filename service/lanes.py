@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from service.inference import MicroBatcher, ModelHolder, Result
+from service.inference import LoopBatcher, MicroBatcher, ModelHolder, Result
+from service.scorer import ProcessPredictor
 
 # About 7 ms of tokenizing and inference on one core (~15 M characters/s measured): below that, a
 # request costs the others no more than the batching already does.
@@ -35,6 +36,17 @@ class Lanes:
         bulk_chars: int = BULK_CHARS,
     ) -> None:
         self._bulk_chars = bulk_chars
+        self.small: MicroBatcher | LoopBatcher
+        self.bulk: MicroBatcher | LoopBatcher
+        if isinstance(holder.predictor, ProcessPredictor):
+            # One channel to the child each: a bulk batch never queues in front of small ones.
+            self.small = LoopBatcher(
+                holder, channel=0, max_batch_texts=max_batch_texts, on_batch=on_batch
+            )
+            self.bulk = LoopBatcher(
+                holder, channel=1, max_batch_texts=max_batch_texts, on_batch=on_batch
+            )
+            return
         self.small = MicroBatcher(
             holder, max_batch_texts=max_batch_texts, max_wait_s=max_wait_s, on_batch=on_batch
         )

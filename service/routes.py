@@ -60,9 +60,11 @@ async def predict(request: Request) -> Response:
     question = await read_predict_request(request)
     state = request.app.state
     result = await state.batcher.predict(question.texts, question.top_k)
-    state.metrics.observe_predictions(result.predictions)
-    answer = PredictResponse.model_construct(model=result.model, predictions=result.predictions)
-    return Response(answer.model_dump_json(), media_type=_JSON)
+    state.metrics.observe_labels(result.labels)
+    # A `PredictResponse`, assembled from its parts' JSON (the predictions come serialised).
+    model = result.model.model_dump_json().encode()
+    body = b'{"model":' + model + b',"predictions":' + result.predictions_json + b"}"
+    return Response(body, media_type=_JSON)
 
 
 @router.get(

@@ -11,7 +11,7 @@ import pytest
 
 from service.errors import NotReady
 from service.inference import MicroBatcher, ModelHolder
-from textclf.schemas import LabelScore, ModelRef, Prediction
+from textclf.schemas import PREDICTIONS, LabelScore, ModelRef, Prediction
 
 pytestmark = pytest.mark.anyio
 
@@ -44,6 +44,10 @@ class FakePredictor:
             top = [LabelScore(label=label, score=score) for label, score in ranked]
             out.append(Prediction(label=top[0].label, score=top[0].score, top_k=top))
         return out
+
+    def to_json(self, probs: np.ndarray, top_k: int) -> tuple[list[str], bytes]:
+        predictions = self.to_predictions(probs, top_k)
+        return [p.label for p in predictions], PREDICTIONS.dump_json(predictions)
 
 
 def _scores(texts: Sequence[str]) -> np.ndarray:
