@@ -103,10 +103,15 @@ class ProcessPredictor:
                 if self._child is not None:
                     self._child.stop(wait=False)
                 logger.warning("the scoring process stopped; starting a new one")
-                child = await asyncio.to_thread(_Child, *self._args)
+                try:
+                    child = await asyncio.to_thread(_Child, *self._args)
+                except Exception as exc:
+                    logger.error("cannot start a new scoring process: %s", exc)
+                    raise ScorerDied("the model is unavailable; see the server log") from None
                 if child.info.version != self.info.version:
-                    child.stop()  # the folder changed under us: that is a reload's job
-                    raise ScorerDied("the model folder changed; reload the server to serve it")
+                    child.stop(wait=False)  # the folder changed under us: a reload's job
+                    logger.error("the model folder changed: reload the server to serve it")
+                    raise ScorerDied("the model is unavailable; see the server log")
                 self._child = child
             return self._child
 
@@ -117,7 +122,7 @@ class ProcessPredictor:
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
-            self._stop()
+            self._stop(wait=False)
 
 
 class _Child:

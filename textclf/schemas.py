@@ -37,7 +37,10 @@ class ModelRef(_Wire):
 
 class PredictRequest(_Wire):
     texts: list[str] = Field(min_length=1, description="Texts to classify, at least one.")
-    top_k: int = Field(default=1, ge=1, description="How many labels to return per text.")
+    # strict: `true` or "3" is a client bug to report, not a 1 or a 3 to guess.
+    top_k: int = Field(
+        default=1, ge=1, strict=True, description="How many labels to return per text."
+    )
 
 
 class PredictResponse(_Wire):

@@ -110,6 +110,18 @@ INVALID = [
         422,
         _says("top_k: Input should be a valid integer"),
     ),
+    Case(
+        "top_k a boolean",
+        _json({"texts": ["a"], "top_k": True}),
+        422,
+        _says("top_k: Input should be a valid integer"),
+    ),
+    Case(
+        "top_k a numeric string",
+        _json({"texts": ["a"], "top_k": "3"}),
+        422,
+        _says("top_k: Input should be a valid integer"),
+    ),
     Case("invalid JSON", _raw(b'{"texts": ['), 422, _says("Invalid JSON")),
     Case("empty body", _raw(b""), 422, _says("Invalid JSON")),
     Case(
