@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from service.errors import (
     InvalidRequest,
@@ -140,12 +141,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise _too_large(limit, f"Content-Length is {declared}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    # ASGI's receive() directly: `request.stream()` does the same through an async generator,
+    # a few µs more per request on the hot path.
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _too_large(limit, "the streamed body passed it")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _too_large(limit: int, why: str) -> PayloadTooLarge:
