@@ -1,4 +1,10 @@
-"""Non-blocking inference: one model holder and a micro-batcher in front of one worker thread.
+"""Non-blocking inference: one model holder and a micro-batcher in front of the model.
+
+Two batchers, one per place the model can run (`Settings.scorer`):
+
+- `LoopBatcher`, for the default child-process scorer (`service.scorer`): batches on the event
+  loop itself, no thread; see its docstring.
+- `MicroBatcher`, for a predictor in this process, described here.
 
 Request handlers never call the predictor. They put their texts on the batcher's queue and await a
 future. One dedicated thread takes *everything* queued (up to `max_batch_texts` texts), runs one

@@ -8,6 +8,9 @@ with its own thread. Both threads share the model holder (the predictor keeps no
 the bulk lane's tokenizing holds the GIL for at most the interpreter's switch interval at a time,
 so small requests keep being answered while a bulk one runs. Bulk requests queue behind each other,
 as before. A whole request always runs in one predictor call, on one model, in one lane.
+
+With the child-process scorer the lanes are two `LoopBatcher`s, each with its own channel to the
+child, where each channel has its own thread.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ recovers when its child dies or is replaced by a reload."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -145,3 +146,26 @@ def test_stopping_the_server_stops_the_child(trained_model_dir: Path) -> None:
     assert pid is not None and _alive(pid)
     server.stop()
     _wait_for(lambda: not _alive(pid), timeout=15)
+
+
+@pytest.mark.anyio
+async def test_small_requests_are_answered_while_the_child_scores_a_huge_one(
+    trained_model_dir: Path,
+) -> None:
+    """The bulk lane has its own channel (and thread) in the child: small requests do not queue
+    behind a huge one there either."""
+    # Not ASCII, so the slower regex tokenizer runs: ~1.5 s of work in the child, far more than
+    # ten small requests take.
+    huge = {"texts": [f"orbité {i} " * 9_000 for i in range(256)], "top_k": 2}  # ~36 MB
+    settings = Settings(model_path=trained_model_dir, max_body_bytes=48 << 20, scorer="process")
+    with LiveServer(create_app(settings)) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+            in_flight = asyncio.ensure_future(http.post("/v1/predict", json=huge))
+            await asyncio.sleep(0.3)  # on its way to the child
+            small = [await http.post("/v1/predict", json={"texts": [TEXTS[0]]}) for _ in range(10)]
+            huge_still_running = not in_flight.done()
+            answer = await in_flight
+    assert [r.status_code for r in small] == [200] * 10
+    assert huge_still_running
+    assert answer.status_code == 200
+    assert len(answer.json()["predictions"]) == 256
