@@ -3,9 +3,9 @@
 In one process, TF-IDF counting and torch's dispatch hold the GIL, so the event loop (parsing
 requests, writing responses) and the model take turns on one core, and every hand-off between
 the loop and an inference thread waits for the GIL: with 8 connections a worker managed about
-half the requests/s of a bare FastAPI app. `ProcessPredictor` has the predictor's serving
-interface (`labels`, `ref`, `info`, `to_predictions`), but scores in a child process: the event
-loop writes a batch to a socket and goes on parsing the next requests until the answer arrives
+half the requests/s of a bare FastAPI app. `ProcessPredictor` has the predictor's metadata
+(`labels`, `ref`, `info`) and `apredict`, which scores a batch in a child process: the event
+loop writes the batch to a socket and goes on parsing the next requests until the answer arrives
 (as BentoML's runners and TorchServe's workers split serving from inference). The worker process
 itself needs neither torch nor scikit-learn.
 
