@@ -125,14 +125,6 @@ def test_mlp_output_shape(hidden: tuple[int, ...]) -> None:
         assert model.eval()(to_torch(batch)).shape == (5, 4)
 
 
-@pytest.mark.parametrize("hidden", [(16,), (16, 8), (32, 16, 8)])
-def test_infer_equals_forward_in_eval_mode(hidden: tuple[int, ...]) -> None:
-    model, x = _mlp(hidden, dropout=0.5), to_torch(_sparse_batch(rows=9))
-    with torch.inference_mode():
-        expected = model.eval()(x)
-        assert torch.allclose(model.infer(x), expected, rtol=1e-6, atol=1e-7)
-
-
 def test_dropout_is_off_in_eval_and_on_in_train() -> None:
     model, x = _mlp(dropout=0.5), to_torch(_sparse_batch(rows=16))
     model.eval()

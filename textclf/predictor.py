@@ -93,7 +93,7 @@ class Predictor:
     @torch.inference_mode()
     def _proba_batch(self, texts: list[str]) -> np.ndarray:
         features = self._vectorizer.encode(texts)
-        logits = self._model.infer(to_torch(features, self.device))
+        logits = self._model(to_torch(features, self.device))
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
 
