@@ -38,10 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
-import numpy as np
-
 from service.errors import NotReady
-from service.scorer import ProcessPredictor, ScorerDied
+from service.scorer import ProcessPredictor, ScorerDied, score_jobs
 from textclf.schemas import PREDICTIONS, ModelRef, Prediction
 
 logger = logging.getLogger("textclf.service")
@@ -93,7 +91,7 @@ class _Job:
     loop: asyncio.AbstractEventLoop
 
 
-_Outcome = tuple[list[str], bytes] | BaseException
+_Outcome = tuple[list[str], bytes] | BaseException  # one job of `Outcomes`, or its error
 
 
 class _Batch(NamedTuple):
@@ -212,29 +210,20 @@ class MicroBatcher:
 
 
 def _run_batch(predictor: Predictor, jobs: list[tuple[list[str], int]]) -> list[_Outcome]:
-    """Runs on the worker thread: one `predict_proba` for all texts, then split per job."""
-    texts = [text for job_texts, _ in jobs for text in job_texts]
+    """Runs on the worker thread: the batch in one `score_jobs`, or, if that fails, each request
+    alone, so that one failing request does not fail the others that shared its batch."""
     try:
-        probs = predictor.predict_proba(texts)
+        return list(score_jobs(predictor, jobs))
     except Exception as exc:
         if len(jobs) == 1:
             return [exc]
         logger.warning("batch of %d requests failed (%s); retrying them one by one", len(jobs), exc)
-        return [_run_one(predictor, job_texts, top_k) for job_texts, top_k in jobs]
-    outcomes: list[_Outcome] = []
-    start = 0
-    for job_texts, top_k in jobs:
-        stop = start + len(job_texts)
-        outcomes.append(predictor.to_json(probs[start:stop], top_k))
-        start = stop
-    return outcomes
+        return [_run_one(predictor, job) for job in jobs]
 
 
-def _run_one(predictor: Predictor, texts: list[str], top_k: int) -> _Outcome:
-    # One failing request must not fail the requests that happened to share its batch.
+def _run_one(predictor: Predictor, job: tuple[list[str], int]) -> _Outcome:
     try:
-        probs: np.ndarray = predictor.predict_proba(texts)
-        return predictor.to_json(probs, top_k)
+        return score_jobs(predictor, [job])[0]
     except Exception as exc:
         return exc
 

@@ -31,14 +31,18 @@ import struct
 import threading
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textclf.errors import ArtifactError
 from textclf.schemas import ModelInfo, ModelRef
 
+if TYPE_CHECKING:
+    from textclf.predictor import Predictor
+
 logger = logging.getLogger("textclf.service")
 
 CHANNELS = 2  # the batcher's two lanes (service.lanes)
+Outcomes = list[tuple[list[str], bytes]]  # per job: its texts' top labels, its predictions JSON
 _HEADER = struct.Struct("!Q")  # payload length
 # Exceptions a child may report, rebuilt by type name; anything else arrives as a RuntimeError.
 _ERRORS: dict[str, type[Exception]] = {"ValueError": ValueError, "TypeError": TypeError}
@@ -67,9 +71,7 @@ class ProcessPredictor:
         """The child's process id (None once stopped)."""
         return self._child.process.pid if self._child is not None else None
 
-    async def apredict(
-        self, jobs: list[tuple[list[str], int]], channel: int = 0
-    ) -> list[tuple[list[str], bytes]]:
+    async def apredict(self, jobs: list[tuple[list[str], int]], channel: int = 0) -> Outcomes:
         """For each (texts, top_k) job: the top labels and the predictions as a JSON array,
         computed and serialised in the child, in one batch.
 
@@ -244,14 +246,14 @@ def _child_main(channels: list[socket.socket], path: str, device: str, threads: 
         server.join()
 
 
-def _serve(predictor: Any, channel: socket.socket) -> None:
+def _serve(predictor: Predictor, channel: socket.socket) -> None:
     while True:
         try:
             jobs = json.loads(_recv(channel))
         except (EOFError, OSError):
             return  # the parent closed the channel: stop
         try:
-            reply = _encode_reply(_score(predictor, jobs))
+            reply = _encode_reply(score_jobs(predictor, jobs))
         except Exception as exc:
             reply = json.dumps({"error": [type(exc).__name__, str(exc)]}).encode() + b"\n"
         try:
@@ -260,8 +262,9 @@ def _serve(predictor: Any, channel: socket.socket) -> None:
             return
 
 
-def _score(predictor: Any, jobs: list[tuple[list[str], int]]) -> list[tuple[list[str], bytes]]:
-    """One `predict_proba` over every job's texts, then each job's answer, serialised."""
+def score_jobs(predictor: Predictor, jobs: list[tuple[list[str], int]]) -> Outcomes:
+    """One `predict_proba` over every (texts, top_k) job's texts, then each job's top labels and
+    predictions JSON. The child runs it for each batch; the thread scorer runs it in-process."""
     probs = predictor.predict_proba([text for texts, _ in jobs for text in texts])
     outcomes, start = [], 0
     for texts, top_k in jobs:
@@ -271,14 +274,14 @@ def _score(predictor: Any, jobs: list[tuple[list[str], int]]) -> list[tuple[list
     return outcomes
 
 
-def _encode_reply(outcomes: list[tuple[list[str], bytes]]) -> bytes:
+def _encode_reply(outcomes: Outcomes) -> bytes:
     """A JSON line (each job's labels and the length of its predictions JSON), then those
     predictions, back to back: they travel as they will be sent, never re-encoded."""
     header = {"labels": [labels for labels, _ in outcomes], "sizes": [len(b) for _, b in outcomes]}
     return b"".join([json.dumps(header).encode(), b"\n", *(body for _, body in outcomes)])
 
 
-def _decode_reply(reply: bytes) -> list[tuple[list[str], bytes]]:
+def _decode_reply(reply: bytes) -> Outcomes:
     end = reply.index(b"\n")
     header = json.loads(reply[:end])
     if "error" in header:
