@@ -20,29 +20,18 @@ from fastapi.middleware.cors import CORSMiddleware
 import textclf
 from service.auth import APIKeyMiddleware
 from service.errors import install_error_handlers
-from service.inference import ModelHolder
+from service.inference import ModelHolder, load_predictor, release
 from service.lanes import Lanes
 from service.metrics import Metrics, MetricsMiddleware
 from service.reload import Reloader
 from service.reload import router as admin_router
 from service.routes import router
-from service.scorer import ProcessPredictor
 from service.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from service.inference import Served
 
 logger = logging.getLogger("textclf.service")
-
-
-def load_predictor(settings: Settings) -> Served:
-    """The model named by the settings, in a child process or in this one (`settings.scorer`);
-    raises `textclf.ArtifactError` saying what is wrong."""
-    if settings.scorer == "process":
-        return ProcessPredictor(
-            settings.model_path, device=settings.device, threads=settings.torch_threads
-        )
-    return textclf.load(settings.model_path, device=settings.device, threads=settings.torch_threads)
 
 
 def create_app(settings: Settings | None = None, *, predictor: Served | None = None) -> FastAPI:
@@ -81,8 +70,7 @@ def create_app(settings: Settings | None = None, *, predictor: Served | None = N
             reloader.remove_sighup()
             del app.state.model, app.state.batcher, app.state.reloader
             await batcher.aclose()
-            if isinstance(holder.predictor, ProcessPredictor):
-                holder.predictor.close(wait=True)
+            release(holder.predictor, wait=True)
 
     app = FastAPI(
         title="textclf",

@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"textclf serve: error: invalid settings:\n{exc}", file=sys.stderr)
         return EXIT_ERROR
 
-    from service.app import create_app, load_predictor
+    from service.app import create_app
+    from service.inference import load_predictor
 
     try:
         predictor = load_predictor(settings)

@@ -40,17 +40,43 @@ from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from service.errors import NotReady
 from service.scorer import ProcessPredictor, ScorerDied, score_jobs
+from service.settings import Scorer
 from textclf.schemas import PREDICTIONS, ModelRef, Prediction
 
 logger = logging.getLogger("textclf.service")
 
 
 if TYPE_CHECKING:
+    from service.settings import Settings
     from textclf.predictor import Predictor
 
     # A model in this process, or in a child process of its own (`service.scorer`). Only for
     # type checking: a worker that scores in a child process never imports torch.
     Served: TypeAlias = Predictor | ProcessPredictor
+
+
+def load_predictor(settings: Settings, *, scorer: Scorer | None = None) -> Served:
+    """The model at `settings.model_path`, in a child process or in this one (`scorer`, by
+    default `settings.scorer`); raises `textclf.ArtifactError` saying what is wrong."""
+    if (scorer or settings.scorer) == "process":
+        return ProcessPredictor(
+            settings.model_path, device=settings.device, threads=settings.torch_threads
+        )
+    import textclf
+
+    return textclf.load(settings.model_path, device=settings.device, threads=settings.torch_threads)
+
+
+def scorer_of(predictor: Served) -> Scorer:
+    return "process" if isinstance(predictor, ProcessPredictor) else "thread"
+
+
+def release(predictor: Served, *, wait: bool = False) -> None:
+    """Let go of a replaced or retired model: a child process exits once the batches it is
+    running are answered (`wait`: return when it has, if it was idle); an in-process model is
+    left to the garbage collector."""
+    if isinstance(predictor, ProcessPredictor):
+        predictor.close(wait=wait)
 
 
 class ModelHolder:

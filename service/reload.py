@@ -19,20 +19,15 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 
 import textclf
 from service.errors import Forbidden, NotReady, ReloadFailed, ServiceError
-from service.inference import ModelHolder
+from service.inference import ModelHolder, load_predictor, release, scorer_of
 from service.metrics import Metrics
-from service.scorer import ProcessPredictor
 from service.settings import Settings
 from textclf.schemas import ErrorResponse, ModelRef, ReloadResponse
-
-if TYPE_CHECKING:
-    from service.inference import Served
 
 logger = logging.getLogger("textclf.service")
 
@@ -58,7 +53,9 @@ class Reloader:
             previous = self._holder.predictor.ref
             path = self._settings.model_path
             try:
-                predictor = await asyncio.to_thread(self._load_like, self._holder.predictor)
+                predictor = await asyncio.to_thread(
+                    load_predictor, self._settings, scorer=scorer_of(self._holder.predictor)
+                )
             except textclf.ArtifactError as exc:
                 logger.error("reload refused, still serving %s: %s", _describe(previous), exc)
                 raise ReloadFailed(
@@ -71,21 +68,10 @@ class Reloader:
                     "loading the model failed unexpectedly, so the old one keeps serving "
                     f"({_describe(previous)}); see the server log"
                 ) from None
-            old = self._holder.swap(predictor)
-            if isinstance(old, ProcessPredictor):
-                old.close()  # its child exits once the batches it is running are answered
+            release(self._holder.swap(predictor))
             self._metrics.set_model(predictor.ref)
             logger.info("reloaded: %s, was %s", _describe(predictor.ref), _describe(previous))
             return ReloadResponse(previous=previous, current=predictor.ref)
-
-    def _load_like(self, current: Served) -> Served:
-        """The model at the configured path, served the way `current` is (own process or not)."""
-        settings = self._settings
-        if isinstance(current, ProcessPredictor):
-            return ProcessPredictor(
-                settings.model_path, device=settings.device, threads=settings.torch_threads
-            )
-        return textclf.load(settings.model_path, device=settings.device)
 
     def install_sighup(self) -> bool:
         """Reload on SIGHUP. Only the main thread of a process can take signals: returns False
