@@ -158,3 +158,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+def documented(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=` for OpenAPI: each status code with the `ErrorResponse` body every
+    error gets, and what it means on that route."""
+    return {
+        code: {"model": ErrorResponse, "description": text} for code, text in descriptions.items()
+    }

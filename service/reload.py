@@ -23,11 +23,11 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 
 import textclf
-from service.errors import Forbidden, NotReady, ReloadFailed, ServiceError
+from service.errors import Forbidden, NotReady, ReloadFailed, ServiceError, documented
 from service.inference import ModelHolder, load_predictor, release, scorer_of
 from service.metrics import Metrics
 from service.settings import Settings
-from textclf.schemas import ErrorResponse, ModelRef, ReloadResponse
+from textclf.schemas import ModelRef, ReloadResponse
 
 logger = logging.getLogger("textclf.service")
 
@@ -119,15 +119,14 @@ router = APIRouter()
     "/v1/admin/reload",
     tags=["operations"],
     response_model=ReloadResponse,
-    responses={
-        code: {"model": ErrorResponse, "description": description}
-        for code, description in {
+    responses=documented(
+        {
             401: "Missing or wrong API key.",
             403: "Reloading is off: the server has no API key.",
             409: "The new model is broken and was refused; the old one keeps serving.",
             503: "Model not loaded yet or shutting down; retry.",
-        }.items()
-    },
+        }
+    ),
     summary="Reload the model from disk",
 )
 async def reload_model(request: Request) -> ReloadResponse:

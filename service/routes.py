@@ -14,24 +14,23 @@ from enum import Enum
 from fastapi import APIRouter, Request, Response
 
 from service.deps import BatcherDep, MetricsDep, ModelDep, SettingsDep, read_predict_request
-from service.errors import NotReady
+from service.errors import NotReady, documented
 from service.metrics import CONTENT_TYPE
-from textclf.schemas import ErrorResponse, Health, ModelInfo, PredictRequest, PredictResponse
+from textclf.schemas import Health, ModelInfo, PredictRequest, PredictResponse
 
 logger = logging.getLogger("textclf.service")
 
 _JSON = "application/json"
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse, "description": description}
-    for code, description in {
+_ERRORS = documented(
+    {
         401: "Missing or wrong API key (only when the server has one).",
         408: "The request body arrived too slowly.",
         413: "Request body too large.",
         415: "Content-Type is not application/json.",
         422: "Invalid body: the message says which field and how to fix it.",
         503: "Model not loaded yet or shutting down; retry.",
-    }.items()
-}
+    }
+)
 
 # One router, full paths, handed to `FastAPI(routes=...)` by the app factory: in the FastAPI
 # versions we run, `include_router` adds a per-request routing step (~10 µs) to every call.
@@ -89,7 +88,7 @@ async def healthz() -> Health:
     "/readyz",
     tags=_OPS,
     response_model=Health,
-    responses={503: {"model": ErrorResponse, "description": "Not ready."}},
+    responses=documented({503: "Not ready."}),
     summary="Readiness",
 )
 async def readyz(batcher: BatcherDep, settings: SettingsDep) -> Health:
