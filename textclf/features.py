@@ -10,6 +10,7 @@ scikit-learn nor SciPy, so a serving process imports neither.
 
 from __future__ import annotations
 
+import itertools
 import re
 import warnings
 from collections import Counter
@@ -141,7 +142,8 @@ class _Encoder:
         self.split = len(body)  # first subject column
         self.n_features = features.n_features
         self.parts = [_Part(features.body_analyzer, body, 0)]
-        if subject is not None:
+        # A subject weighted 0 adds only zeros: leaving the part out gives the same matrix.
+        if subject is not None and features.config.subject_weight > 0:
             self.parts.append(_Part(features.subject_analyzer, subject, self.split))
         self.idf = np.concatenate([body.idf, subject.idf] if subject else [body.idf])
         self.sublinear = features.config.sublinear_tf
@@ -149,38 +151,38 @@ class _Encoder:
 
     def encode(self, texts: Sequence[str]) -> Encoded:
         # Counting as scikit-learn's CountVectorizer does, into one matrix for all parts (the
-        # subject's columns are pre-shifted past the body's).
+        # subject's columns are pre-shifted past the body's). `ends` marks where each segment
+        # (one part of one row: row 0's body, row 0's subject, row 1's body, ...) ends.
         indices: list[int] = []
         counts: list[int] = []
-        indptr = [0]
+        ends: list[int] = []
         body, *subject = self.parts
         for text in texts:
             body.count(text, indices, counts)
+            ends.append(len(indices))
             if subject:
                 subject[0].count(subject_line(text), indices, counts)
-            indptr.append(len(indices))
+                ends.append(len(indices))
         # Via int64: numpy converts a list of ints to float32 slower than to int64 and a cast.
         data = np.fromiter(counts, np.int64, len(counts)).astype(np.float32)
         index = np.fromiter(indices, np.int64, len(indices))
-        offsets = np.fromiter(indptr, np.int64, len(indptr))
-        return Encoded(offsets, index, self._weigh(offsets, index, data), self.n_features)
+        bounds = np.fromiter(itertools.chain((0,), ends), np.int64, len(ends) + 1)
+        offsets = bounds[:: len(self.parts)]
+        return Encoded(offsets, index, self._weigh(index, data, np.diff(bounds)), self.n_features)
 
-    def _weigh(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> np.ndarray:
-        """scikit-learn's TfidfTransformer steps, in its order and dtypes, per part."""
+    def _weigh(self, indices: np.ndarray, data: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """scikit-learn's TfidfTransformer steps, in its order and dtypes, per segment of
+        `sizes` entries; the subject's weight is applied by dividing by its norm over it."""
         if self.sublinear:
             np.log(data, data)
             data += 1.0
         data *= self.idf[indices]
-        n_rows = len(indptr) - 1
-        segments = np.repeat(np.arange(n_rows), np.diff(indptr)) * 2
-        subject = indices >= self.split
-        segments += subject
-        squares = data.astype(np.float64) ** 2
-        norms = np.sqrt(np.bincount(segments, weights=squares, minlength=2 * n_rows))
-        norms[norms == 0.0] = 1.0
-        data /= norms[segments]
+        segment = np.repeat(np.arange(len(sizes)), sizes)
+        squares = np.square(data, dtype=np.float64)
+        norms = np.sqrt(np.bincount(segment, weights=squares, minlength=len(sizes)))
         if len(self.parts) > 1:
-            data[subject] *= self.subject_weight
+            norms[1::2] /= self.subject_weight  # empty segments keep 0 and are never used
+        data /= norms[segment]
         return data
 
 

@@ -49,6 +49,15 @@ class FakePredictor:
         predictions = self.to_predictions(probs, top_k)
         return [p.label for p in predictions], PREDICTIONS.dump_json(predictions)
 
+    def to_json_blocks(
+        self, probs: np.ndarray, blocks: list[tuple[int, int]]
+    ) -> list[tuple[list[str], bytes]]:
+        starts = np.cumsum([0] + [rows for rows, _ in blocks])
+        return [
+            self.to_json(probs[a:b], top_k)
+            for a, b, (_, top_k) in zip(starts, starts[1:], blocks, strict=False)
+        ]
+
 
 def _scores(texts: Sequence[str]) -> np.ndarray:
     long = np.array([min(len(t), 10) / 10 for t in texts])

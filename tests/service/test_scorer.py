@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.scorer import ProcessPredictor
+from service.scorer import ProcessPredictor, decode_jobs, encode_jobs
 from service.settings import Settings
 from service.testing import LiveServer
 from textclf.errors import ArtifactError
@@ -81,6 +82,18 @@ def test_answers_equal_the_in_process_predictor(scored: LiveServer, predictor: P
         assert got["label"] == want.label
         assert [t["label"] for t in got["top_k"]] == [t.label for t in want.top_k]
         assert got["score"] == pytest.approx(want.score, abs=1e-6)
+
+
+def test_batch_frames_carry_any_text_unchanged() -> None:
+    jobs = [(TEXTS, 3), ([], 1), (["lone \ud800 surrogate", "x" * 70_000], 20)]
+    assert decode_jobs(encode_jobs(jobs)) == jobs
+
+
+@pytest.mark.parametrize("cut", [1, 9, -1])
+def test_a_truncated_batch_frame_is_an_error_not_a_wrong_batch(cut: int) -> None:
+    frame = encode_jobs([(TEXTS, 3)])
+    with pytest.raises((ValueError, struct.error)):
+        decode_jobs(frame[:cut])
 
 
 def test_the_worker_process_does_not_import_torch() -> None:
