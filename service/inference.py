@@ -30,21 +30,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from service.errors import NotReady
-from service.scorer import ProcessPredictor, ScorerDied, score_jobs
+from service.scorer import Outcome, ProcessPredictor, ScorerDied, score_jobs
 from service.settings import Scorer
 from textclf.schemas import PREDICTIONS, ModelRef, Prediction
-
-logger = logging.getLogger("textclf.service")
-
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -117,13 +113,10 @@ class _Job:
     loop: asyncio.AbstractEventLoop
 
 
-_Outcome = tuple[list[str], bytes] | BaseException  # one job of `Outcomes`, or its error
-
-
 class _Batch(NamedTuple):
     model: ModelRef | None
     jobs: list[_Job]
-    outcomes: list[_Outcome]
+    outcomes: Sequence[Outcome | BaseException]
 
 
 class MicroBatcher:
@@ -214,44 +207,30 @@ class MicroBatcher:
         predictor = self._holder.predictor  # read once: the whole batch uses one model
         try:
             assert not isinstance(predictor, ProcessPredictor)  # Lanes gives those a LoopBatcher
-            outcomes = _run_batch(predictor, [(j.texts, j.top_k) for j in jobs])
+            outcomes = score_jobs(predictor, [(j.texts, j.top_k) for j in jobs])
             batch = _Batch(predictor.ref, jobs, outcomes)
-        except BaseException as exc:  # _run_batch catches per job: this is a bug; fail the batch
+        except BaseException as exc:  # score_jobs catches per job: this is a bug; fail the batch
             batch = _Batch(None, jobs, [exc] * len(jobs))
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             jobs[0].loop.call_soon_threadsafe(self._finish, batch)
 
     def _finish(self, batch: _Batch) -> None:
         """On the event loop: resolve each request's future."""
-        for job, outcome in zip(batch.jobs, batch.outcomes, strict=True):
-            if job.future.done():
-                continue
-            if isinstance(outcome, BaseException):
-                job.future.set_exception(outcome)
-            else:
-                assert batch.model is not None
-                job.future.set_result(Result(batch.model, *outcome))
-        if self._on_batch is not None:
-            self._on_batch(sum(len(j.texts) for j in batch.jobs))
+        _resolve(batch, self._on_batch)
 
 
-def _run_batch(predictor: Predictor, jobs: list[tuple[list[str], int]]) -> list[_Outcome]:
-    """Runs on the worker thread: the batch in one `score_jobs`, or, if that fails, each request
-    alone, so that one failing request does not fail the others that shared its batch."""
-    try:
-        return list(score_jobs(predictor, jobs))
-    except Exception as exc:
-        if len(jobs) == 1:
-            return [exc]
-        logger.warning("batch of %d requests failed (%s); retrying them one by one", len(jobs), exc)
-        return [_run_one(predictor, job) for job in jobs]
-
-
-def _run_one(predictor: Predictor, job: tuple[list[str], int]) -> _Outcome:
-    try:
-        return score_jobs(predictor, [job])[0]
-    except Exception as exc:
-        return exc
+def _resolve(batch: _Batch, on_batch: Callable[[int], None] | None) -> None:
+    """Resolve each request's future with its outcome (both batchers, on the event loop)."""
+    for job, outcome in zip(batch.jobs, batch.outcomes, strict=True):
+        if job.future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            job.future.set_exception(outcome)
+        else:
+            assert batch.model is not None
+            job.future.set_result(Result(batch.model, *outcome))
+    if on_batch is not None:
+        on_batch(sum(len(j.texts) for j in batch.jobs))
 
 
 class LoopBatcher:
@@ -324,28 +303,12 @@ class LoopBatcher:
     async def _run(self, jobs: list[_Job]) -> None:
         predictor = self._holder.predictor  # read once: the whole batch uses one model
         assert isinstance(predictor, ProcessPredictor)  # Lanes gives the others a MicroBatcher
+        # The child scores a failing request alone (`score_jobs`), so errors come per request.
         try:
             outcomes = await predictor.apredict([(j.texts, j.top_k) for j in jobs], self._channel)
+            batch = _Batch(predictor.ref, jobs, outcomes)
         except ScorerDied as exc:
-            _fail(jobs, NotReady(str(exc)))
-            return
-        except Exception as exc:
-            if len(jobs) == 1:
-                _fail(jobs, exc)
-                return
-            # One failing request must not fail the requests that happened to share its batch.
-            logger.warning("batch of %d requests failed (%s); retrying one by one", len(jobs), exc)
-            for job in jobs:
-                await self._run([job])
-            return
-        for job, (labels, predictions_json) in zip(jobs, outcomes, strict=True):
-            if not job.future.done():
-                job.future.set_result(Result(predictor.ref, labels, predictions_json))
-        if self._on_batch is not None:
-            self._on_batch(sum(len(j.texts) for j in jobs))
-
-
-def _fail(jobs: list[_Job], exc: BaseException) -> None:
-    for job in jobs:
-        if not job.future.done():
-            job.future.set_exception(exc)
+            batch = _Batch(None, jobs, [NotReady(str(exc))] * len(jobs))
+        except Exception as exc:  # the child could not run the batch at all: a bug
+            batch = _Batch(None, jobs, [exc] * len(jobs))
+        _resolve(batch, self._on_batch)

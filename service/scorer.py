@@ -33,7 +33,7 @@ import struct
 import threading
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textclf.errors import ArtifactError
 from textclf.schemas import ModelInfo, ModelRef
@@ -44,9 +44,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("textclf.service")
 
 CHANNELS = 2  # the batcher's two lanes (service.lanes)
-Outcomes = list[tuple[list[str], bytes]]  # per job: its texts' top labels, its predictions JSON
-_HEADER = struct.Struct("!Q")  # payload length
-_WORD = struct.Struct("!Q")  # one unsigned integer of a batch frame
+# Per job: its texts' top labels and its predictions JSON, or the error that job alone raised.
+Outcome = tuple[list[str], bytes] | Exception
+Outcomes = list[Outcome]
+_U64 = struct.Struct("!Q")  # a payload's length, and each integer of a batch frame
 # Exceptions a child may report, rebuilt by type name; anything else arrives as a RuntimeError.
 _ERRORS: dict[str, type[Exception]] = {"ValueError": ValueError, "TypeError": TypeError}
 
@@ -76,7 +77,7 @@ class ProcessPredictor:
 
     async def apredict(self, jobs: list[tuple[list[str], int]], channel: int = 0) -> Outcomes:
         """For each (texts, top_k) job: the top labels and the predictions as a JSON array,
-        computed and serialised in the child, in one batch.
+        computed and serialised in the child, in one batch (or the error that job raised).
 
         Callers keep at most one batch in flight per channel (the batcher's lanes do)."""
         if self._closing:
@@ -171,9 +172,9 @@ class _Child:
             self._streams = [await asyncio.open_connection(sock=s) for s in self._sockets]
         reader, writer = self._streams[channel]
         try:
-            writer.write(_HEADER.pack(len(request)) + request)
+            writer.write(_U64.pack(len(request)) + request)
             await writer.drain()
-            (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+            (size,) = _U64.unpack(await reader.readexactly(_U64.size))
             reply = await reader.readexactly(size)
         except (EOFError, OSError, asyncio.IncompleteReadError):
             self.broken = True
@@ -208,7 +209,7 @@ class _Child:
 
 
 def _recv(sock: socket.socket) -> bytes:
-    (size,) = _HEADER.unpack(_recv_exactly(sock, _HEADER.size))
+    (size,) = _U64.unpack(_recv_exactly(sock, _U64.size))
     return _recv_exactly(sock, size)
 
 
@@ -224,7 +225,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
 
 
 def _send(sock: socket.socket, payload: bytes) -> None:
-    sock.sendall(_HEADER.pack(len(payload)) + payload)
+    sock.sendall(_U64.pack(len(payload)) + payload)
 
 
 def _child_main(channels: list[socket.socket], path: str, device: str, threads: int | None) -> None:
@@ -267,9 +268,30 @@ def _serve(predictor: Predictor, channel: socket.socket) -> None:
 
 def score_jobs(predictor: Predictor, jobs: list[tuple[list[str], int]]) -> Outcomes:
     """One `predict_proba` over every (texts, top_k) job's texts, then each job's top labels and
-    predictions JSON. The child runs it for each batch; the thread scorer runs it in-process."""
+    predictions JSON. If the batch fails, each job is scored alone, so that one failing request
+    does not fail the others that shared its batch. The child runs it for each batch; the thread
+    scorer runs it in-process."""
+    try:
+        return list(_score(predictor, jobs))
+    except Exception as exc:
+        if len(jobs) == 1:
+            return [exc]
+        logger.warning("batch of %d requests failed (%s); retrying them one by one", len(jobs), exc)
+        return [_score_alone(predictor, job) for job in jobs]
+
+
+def _score(
+    predictor: Predictor, jobs: list[tuple[list[str], int]]
+) -> list[tuple[list[str], bytes]]:
     probs = predictor.predict_proba([text for texts, _ in jobs for text in texts])
     return predictor.to_json_blocks(probs, [(len(texts), top_k) for texts, top_k in jobs])
+
+
+def _score_alone(predictor: Predictor, job: tuple[list[str], int]) -> Outcome:
+    try:
+        return _score(predictor, [job])[0]
+    except Exception as exc:
+        return exc
 
 
 def encode_jobs(jobs: list[tuple[list[str], int]]) -> bytes:
@@ -286,12 +308,12 @@ def encode_jobs(jobs: list[tuple[list[str], int]]) -> bytes:
 
 def decode_jobs(frame: bytes) -> list[tuple[list[str], int]]:
     """`encode_jobs` undone; a malformed frame raises ValueError or struct.error."""
-    (n_jobs,) = _WORD.unpack_from(frame)
-    spec = struct.unpack_from(f"!{2 * n_jobs}Q", frame, _WORD.size)
+    (n_jobs,) = _U64.unpack_from(frame)
+    spec = struct.unpack_from(f"!{2 * n_jobs}Q", frame, _U64.size)
     n_texts = sum(spec[1::2])
-    offset = _WORD.size * (1 + 2 * n_jobs)
+    offset = _U64.size * (1 + 2 * n_jobs)
     sizes = struct.unpack_from(f"!{n_texts}Q", frame, offset)
-    start = offset + _WORD.size * n_texts
+    start = offset + _U64.size * n_texts
     if start + sum(sizes) != len(frame):
         raise ValueError("batch frame: the text sizes do not add up to the frame's length")
     texts = []
@@ -306,20 +328,36 @@ def decode_jobs(frame: bytes) -> list[tuple[list[str], int]]:
 
 
 def _encode_reply(outcomes: Outcomes) -> bytes:
-    """A JSON line (each job's labels and the length of its predictions JSON), then those
-    predictions, back to back: they travel as they will be sent, never re-encoded."""
-    header = {"labels": [labels for labels, _ in outcomes], "sizes": [len(b) for _, b in outcomes]}
-    return b"".join([json.dumps(header).encode(), b"\n", *(body for _, body in outcomes)])
+    """A JSON line (per job: its labels and the length of its predictions JSON, or its error),
+    then the predictions, back to back: they travel as they will be sent, never re-encoded."""
+    header: dict[str, list[Any]] = {"labels": [], "sizes": [], "errors": []}
+    bodies = []
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            labels, body, error = None, b"", [type(outcome).__name__, str(outcome)]
+        else:
+            (labels, body), error = outcome, None
+        header["labels"].append(labels)
+        header["sizes"].append(len(body))
+        header["errors"].append(error)
+        bodies.append(body)
+    return b"".join([json.dumps(header).encode(), b"\n", *bodies])
 
 
 def _decode_reply(reply: bytes) -> Outcomes:
     end = reply.index(b"\n")
     header = json.loads(reply[:end])
-    if "error" in header:
-        kind, message = header["error"]
-        raise _ERRORS.get(kind, RuntimeError)(message)
-    outcomes, start = [], end + 1
-    for labels, size in zip(header["labels"], header["sizes"], strict=True):
-        outcomes.append((labels, reply[start : start + size]))
+    if "error" in header:  # the child could not run the batch at all
+        raise _error(*header["error"])
+    outcomes: Outcomes = []
+    start = end + 1
+    for labels, size, error in zip(
+        header["labels"], header["sizes"], header["errors"], strict=True
+    ):
+        outcomes.append(_error(*error) if error else (labels, reply[start : start + size]))
         start += size
     return outcomes
+
+
+def _error(kind: str, message: str) -> Exception:
+    return _ERRORS.get(kind, RuntimeError)(message)

@@ -18,7 +18,13 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.scorer import ProcessPredictor, decode_jobs, encode_jobs
+from service.scorer import (
+    ProcessPredictor,
+    _decode_reply,
+    _encode_reply,
+    decode_jobs,
+    encode_jobs,
+)
 from service.settings import Settings
 from service.testing import LiveServer
 from textclf.errors import ArtifactError
@@ -94,6 +100,19 @@ def test_a_truncated_batch_frame_is_an_error_not_a_wrong_batch(cut: int) -> None
     frame = encode_jobs([(TEXTS, 3)])
     with pytest.raises((ValueError, struct.error)):
         decode_jobs(frame[:cut])
+
+
+def test_replies_carry_each_requests_own_error_beside_the_others_answers() -> None:
+    outcomes = [
+        (["sci.space"], b'[{"label":"sci.space"}]'),
+        ValueError("cannot classify this"),
+        (["a", "b"], b"[1,2]"),
+        KeyError("odd"),
+    ]
+    first, error, last, other = _decode_reply(_encode_reply(outcomes))  # type: ignore[arg-type]
+    assert first == outcomes[0] and last == outcomes[2]
+    assert isinstance(error, ValueError) and str(error) == "cannot classify this"
+    assert isinstance(other, RuntimeError) and "odd" in str(other)  # unknown kinds: RuntimeError
 
 
 def test_the_worker_process_does_not_import_torch() -> None:
