@@ -135,6 +135,29 @@ def test_resaving_a_trained_model_keeps_its_probabilities(
     )
 
 
+def test_format_1_artifacts_still_load(tmp_path: Path) -> None:
+    """Format 2 only added the optional `wide` term; a format-1 folder must keep working."""
+    texts = [*TEXTS, "orbit moon shuttle nasa"]
+    config = FeatureConfig(min_df=1, max_df=1.0)
+    vectorizer = build_vectorizer(config).fit(texts)
+    model = MLP(ModelConfig(n_features=n_features(vectorizer), n_labels=2, hidden=(4,))).eval()
+    out = artifact_io.save(
+        tmp_path / "m",
+        model=model,
+        vectorizer_state=vectorizer_state(vectorizer, config),
+        metadata_={"name": "old", "labels": ["a", "b"]},
+    )
+    expected = Predictor(artifact_io.load(out)).predict_proba(texts)
+    manifest = _read_manifest(out)
+    del manifest["model_config"]["wide"]
+    manifest["format_version"] = 1
+    manifest["version"] = artifact_io.content_version(
+        manifest["files"], manifest["labels"], manifest["model_config"]
+    )
+    _write_manifest(out, manifest)
+    assert np.array_equal(Predictor(artifact_io.load(out)).predict_proba(texts), expected)
+
+
 def test_loading_twice_gives_identical_probabilities(trained_model_dir: Path) -> None:
     a, b = textclf.load(trained_model_dir), textclf.load(trained_model_dir)
     assert np.array_equal(a.predict_proba(TEXTS), b.predict_proba(TEXTS))
@@ -145,7 +168,7 @@ def test_loading_twice_gives_identical_probabilities(trained_model_dir: Path) ->
 
 def test_manifest_describes_the_model(trained_model_dir: Path) -> None:
     manifest = _read_manifest(trained_model_dir)
-    assert manifest["format_version"] == FORMAT_VERSION == 1
+    assert manifest["format_version"] == FORMAT_VERSION == 2
     assert manifest["name"] == "test-model"
     assert re.fullmatch(r"[0-9a-f]{16}", manifest["version"])
     created = datetime.fromisoformat(manifest["created_at"])
@@ -156,6 +179,7 @@ def test_manifest_describes_the_model(trained_model_dir: Path) -> None:
         "n_labels": 3,
         "hidden": [32],
         "dropout": TrainConfig().dropout,  # the fixture keeps the default dropout
+        "wide": manifest["training"]["blend"]["nb_weight"] > 0,
     }
     state = json.loads((trained_model_dir / VECTORIZER).read_bytes())
     assert 0 < len(state["terms"]) <= 20_000  # max_features caps the body's terms
@@ -176,6 +200,14 @@ def test_manifest_describes_the_model(trained_model_dir: Path) -> None:
         assert set(metrics["per_label"]) == set(TUTORIAL_CATEGORIES)
     history = manifest["training"]["history"]
     assert 1 <= manifest["training"]["best_epoch"] <= len(history)
+    blend = manifest["training"]["blend"]
+    assert blend["scale"] > 0 and blend["nb_weight"] >= 0
+    assert blend["val_loss_after"] <= blend["val_loss_before"]
+    sizes = manifest["data"]["sizes"]
+    assert manifest["training"]["refit"] == {
+        "epochs": manifest["training"]["best_epoch"],
+        "examples": sizes["train"] + sizes["val"],
+    }
 
     assert {"python", "textclf", "torch", "scikit-learn", "numpy", "scipy", "safetensors"} <= set(
         manifest["libraries"]

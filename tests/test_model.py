@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -155,6 +156,34 @@ def test_sparse_and_dense_parameters_cover_every_parameter_once() -> None:
     assert id(model.input.bias) in {id(p) for p in dense}
 
 
+def test_wide_columns_of_the_first_layer_go_straight_to_the_logits() -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(n_features=N_FEATURES, n_labels=4, hidden=(16, 8), dropout=0.0)
+    base, wide = MLP(config).eval(), MLP(replace(config, wide=True)).eval()
+    assert wide.input.weight.shape == (N_FEATURES, 16 + 4)
+    nb = torch.randn(N_FEATURES, 4)
+    state = base.state_dict()
+    state["input.weight"] = torch.cat([state["input.weight"], nb], 1)
+    state["input.bias"] = torch.cat([state["input.bias"], torch.zeros(4)])
+    wide.load_state_dict(state)
+    batch = _sparse_batch(rows=8)
+    with torch.no_grad():
+        expected = base(to_torch(batch)) + torch.from_numpy(batch.toarray()) @ nb
+        assert torch.allclose(wide(to_torch(batch)), expected, atol=1e-5)
+    # The training path (row-gathered product) agrees too.
+    assert torch.allclose(wide(to_torch(batch)).detach(), expected, atol=1e-5)
+
+
+def test_dropout_generator_makes_masks_reproducible() -> None:
+    model, x = _mlp(dropout=0.5).train(), to_torch(_sparse_batch(rows=16))
+    outs = []
+    for _ in range(2):
+        model.generator = torch.Generator().manual_seed(7)
+        torch.manual_seed(len(outs))  # the global generator must not matter
+        outs.append(model(x).detach())
+    assert torch.equal(outs[0], outs[1])
+
+
 def test_one_training_step_updates_every_layer() -> None:
     model, batch = _mlp(dropout=0.0), _sparse_batch(rows=16)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -191,6 +220,11 @@ def test_model_config_rejects_bad_values(changes: dict[str, Any], message: str) 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu() -> None:
     model, batch = _mlp(hidden=(16, 8)).eval(), _sparse_batch(rows=32, seed=5)
+    wide = MLP(replace(model.config, wide=True)).eval()
+    with torch.no_grad():
+        wide_on_cpu = wide(to_torch(batch))
+        wide_on_gpu = wide.to("cuda")(to_torch(batch, "cuda"))
+    assert torch.allclose(wide_on_gpu.cpu(), wide_on_cpu, atol=1e-5)
     with torch.no_grad():
         on_cpu = model(to_torch(batch))
         on_gpu = model.to("cuda")(to_torch(batch, "cuda"))

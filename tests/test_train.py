@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,16 @@ from textclf.data import load_splits
 from textclf.device import _mps_available, resolve_device
 from textclf.errors import ConfigError, TrainingInterrupted
 from textclf.features import build_vectorizer
-from textclf.train import FitResult, evaluate_loss, fit, predict_logits
+from textclf.naive_bayes import complement_nb_weights
+from textclf.train import (
+    FitResult,
+    Trained,
+    evaluate_loss,
+    fit,
+    predict_logits,
+    refit,
+    train_classifier,
+)
 
 # Unigrams, a small vocabulary and small batches: a few seconds per fit on two cores.
 FEATURES = FeatureConfig(ngram_range=(1, 1), max_features=5_000)
@@ -236,3 +246,104 @@ def test_resolve_device_cpu_and_unknown() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(ConfigError, match="unknown device 'tpu'"):
         resolve_device("tpu")
+
+
+# --- the whole recipe: fit, blend on validation, refit -----------------------------------------
+
+
+def _train(data: Data, **changes: Any) -> Trained:
+    return train_classifier(
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        data.y_val,
+        n_labels=data.n_labels,
+        config=TrainConfig(**{**asdict(BASE), **changes}),
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(data: Data) -> Trained:
+    return _train(data)
+
+
+def test_validation_model_is_the_selected_model_with_the_blend(
+    trained: Trained, result: FitResult, data: Data
+) -> None:
+    _assert_same_weights(trained.selection.model, result.model)  # the same early-stopped fit
+    nb = complement_nb_weights(data.x_train, data.y_train, data.n_labels, BASE.naive_bayes_alpha)
+    blend = trained.blend
+    expected = blend.scale * predict_logits(result.model, data.x_val) + blend.nb_weight * (
+        data.x_val @ nb
+    )
+    np.testing.assert_allclose(
+        predict_logits(trained.validation_model, data.x_val), expected, rtol=1e-4, atol=1e-4
+    )
+    assert blend.val_loss_after <= blend.val_loss_before
+
+
+def test_shipped_model_is_refit_on_training_and_validation(trained: Trained, data: Data) -> None:
+    assert trained.refit_examples == data.x_train.shape[0] + data.x_val.shape[0]
+    assert trained.model is not trained.validation_model
+    assert trained.model.config == trained.validation_model.config
+    assert not trained.model.training
+    # A fresh model trained for the chosen epochs on all labelled texts, then blended alike.
+    x_all = sp.vstack([data.x_train, data.x_val], format="csr")
+    y_all = np.concatenate([data.y_train, data.y_val])
+    again = refit(
+        x_all,
+        y_all,
+        epochs=trained.selection.best_epoch,
+        n_labels=data.n_labels,
+        config=BASE,
+        progress=False,
+    )
+    logits = predict_logits(trained.model, data.x_val)
+    expected = trained.blend.scale * predict_logits(again, data.x_val)
+    if trained.model.config.wide:
+        nb = complement_nb_weights(x_all, y_all, data.n_labels, BASE.naive_bayes_alpha)
+        expected = expected + trained.blend.nb_weight * (data.x_val @ nb)
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+    # It learnt from validation too: it fits those texts at least as well as the held-out model.
+    val_acc = (logits.argmax(1) == data.y_val).mean()
+    assert (
+        val_acc
+        >= (predict_logits(trained.validation_model, data.x_val).argmax(1) == data.y_val).mean()
+    )
+    summary = trained.summary()
+    assert summary["refit"] == {"epochs": trained.selection.best_epoch, "examples": len(y_all)}
+    assert summary["blend"]["scale"] == trained.blend.scale
+
+
+def test_without_refit_the_validation_model_ships(data: Data) -> None:
+    trained = _train(data, refit=False)
+    assert trained.model is trained.validation_model
+    assert trained.refit_examples == 0 and trained.summary()["refit"] is None
+
+
+def test_without_naive_bayes_there_is_no_wide_term(data: Data) -> None:
+    trained = _train(data, naive_bayes_alpha=0.0, refit=False)
+    assert not trained.model.config.wide and trained.blend.nb_weight == 0.0
+    # Temperature alone never changes a prediction.
+    plain = predict_logits(trained.selection.model, data.x_val).argmax(1)
+    assert np.array_equal(predict_logits(trained.model, data.x_val).argmax(1), plain)
+
+
+def test_should_stop_in_the_refit_thread_raises(data: Data) -> None:
+    """The refit trains in a second thread; a stop it sees ends the whole run."""
+
+    def stop_in_the_refit_thread() -> bool:
+        return threading.current_thread() is not threading.main_thread()
+
+    with pytest.raises(TrainingInterrupted):
+        train_classifier(
+            data.x_train,
+            data.y_train,
+            data.x_val,
+            data.y_val,
+            n_labels=data.n_labels,
+            config=BASE,
+            progress=False,
+            should_stop=stop_in_the_refit_thread,
+        )

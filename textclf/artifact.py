@@ -36,7 +36,7 @@ from textclf.errors import ArtifactError, ConfigError
 from textclf.features import TextFeatures, vectorizer_from_state
 from textclf.model import MLP
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: optional `wide` (naive Bayes) term in model_config; 1 still loads
 MANIFEST = "manifest.json"
 VECTORIZER = "vectorizer.json"
 WEIGHTS = "model.safetensors"

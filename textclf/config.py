@@ -88,6 +88,8 @@ class ModelConfig:
     n_labels: int
     hidden: tuple[int, ...] = (128,)
     dropout: float = 0.5
+    # n_labels more first-layer columns added straight to the logits (naive Bayes, see model.py).
+    wide: bool = False
 
     def __post_init__(self) -> None:
         if self.n_features < 1 or self.n_labels < 2:
@@ -116,6 +118,10 @@ class TrainConfig:
     weight_decay: float = 0.3
     label_smoothing: float = 0.0
     patience: int = 4
+    # Smoothing of the naive Bayes term added to the logits (weighted on validation); 0 = none.
+    naive_bayes_alpha: float = 0.1
+    # Train once more on training + validation for the epoch count validation chose.
+    refit: bool = True
     device: Device = "auto"
     seed: int = 0
     # torch intra-op threads. The model is narrow (128 wide) and its sparse ops gain little from
@@ -135,6 +141,8 @@ class TrainConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
+        if self.naive_bayes_alpha < 0:
+            raise ConfigError(f"naive_bayes_alpha must be >= 0, got {self.naive_bayes_alpha}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 

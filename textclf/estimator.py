@@ -26,13 +26,15 @@ from textclf.config import FeatureConfig, TrainConfig
 from textclf.features import TextFeatures, build_vectorizer, vectorizer_state
 from textclf.model import MLP
 from textclf.predictor import Predictor, as_text_list
-from textclf.train import fit, predict_logits
+from textclf.train import predict_logits, train_classifier
 
 _FEATURES, _TRAIN = FeatureConfig(), TrainConfig()
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
-    """TF-IDF + MLP text classifier; a validation split of `validation_size` picks the epoch."""
+    """TF-IDF + MLP text classifier; a validation split of `validation_size` picks the epoch
+    and the naive Bayes weight, then (with `refit`) the model is retrained on all of `X`.
+    """
 
     def __init__(
         self,
@@ -49,6 +51,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         lr: float = _TRAIN.lr,
         weight_decay: float = _TRAIN.weight_decay,
         patience: int = _TRAIN.patience,
+        naive_bayes_alpha: float = _TRAIN.naive_bayes_alpha,
+        refit: bool = _TRAIN.refit,
         validation_size: float = 0.1,
         device: str = "auto",
         random_state: int = 0,
@@ -66,6 +70,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.lr = lr
         self.weight_decay = weight_decay
         self.patience = patience
+        self.naive_bayes_alpha = naive_bayes_alpha
+        self.refit = refit
         self.validation_size = validation_size
         self.device = device
         self.random_state = random_state
@@ -85,7 +91,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.features_ = build_vectorizer(self._feature_config())
         x_train = self.features_.fit_transform([texts[i] for i in train])
         x_val = self.features_.transform([texts[i] for i in val])
-        result = fit(
+        trained = train_classifier(
             x_train,
             codes[train],
             x_val,
@@ -94,9 +100,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             config=self._train_config(),
             progress=self.verbose,
         )
-        self.model_: MLP = result.model.cpu()
-        self.history_ = [vars(h) for h in result.history]
-        self.best_epoch_ = result.best_epoch
+        self.model_: MLP = trained.model.cpu()
+        self.training_ = trained.summary()
         return self
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
@@ -125,7 +130,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 "training_config": {"estimator": _jsonable(self.get_params())},
                 "data": {"source": "TextClassifier.fit"},
                 "metrics": {},
-                "training": {"history": self.history_, "best_epoch": self.best_epoch_},
+                "training": self.training_,
             },
             overwrite=overwrite,
         )
@@ -155,6 +160,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             lr=self.lr,
             weight_decay=self.weight_decay,
             patience=self.patience,
+            naive_bayes_alpha=self.naive_bayes_alpha,
+            refit=self.refit,
             device=self.device,  # type: ignore[arg-type]
             seed=self.random_state,
         )

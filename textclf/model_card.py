@@ -19,7 +19,7 @@ def render_model_card(manifest: dict[str, Any]) -> str:
         f"- labels ({len(manifest['labels'])}): {', '.join(manifest['labels'])}",
         f"- architecture: TF-IDF ({manifest['model_config']['n_features']} terms) -> MLP "
         f"hidden {manifest['model_config']['hidden']} -> {manifest['model_config']['n_labels']}"
-        " labels",
+        " labels" + (" + a naive Bayes term" if manifest["model_config"].get("wide") else ""),
         "",
         "## Data",
         "",
@@ -36,6 +36,7 @@ def render_model_card(manifest: dict[str, Any]) -> str:
         "",
         "Model selection (early stopping) used the validation split only; the test split was",
         "scored once, after training.",
+        *_selection(manifest.get("training", {})),
         "",
         *_pictures(manifest.get("files", {})),
         "## Intended use and limits",
@@ -46,6 +47,26 @@ def render_model_card(manifest: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _selection(training: dict[str, Any]) -> list[str]:
+    """How validation set the blend, and whether the shipped model was refit."""
+    lines = []
+    blend = training.get("blend")
+    if blend:
+        lines.append(
+            f"Validation also set the logit scale ({blend['scale']:.3f}) and the naive Bayes "
+            f"weight ({blend['nb_weight']:.3f}): log-loss {blend['val_loss_before']:.4f} -> "
+            f"{blend['val_loss_after']:.4f}."
+        )
+    refit = training.get("refit")
+    if refit:
+        lines.append(
+            f"The shipped model was then retrained on training + validation ({refit['examples']} "
+            f"texts) for the {refit['epochs']} epochs validation chose, so its validation metrics "
+            "are those of the same recipe trained without the validation split."
+        )
+    return ["", *lines] if lines else []
 
 
 def _pictures(files: dict[str, Any]) -> list[str]:

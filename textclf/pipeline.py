@@ -21,9 +21,10 @@ from textclf.config import RunConfig, to_dict
 from textclf.errors import ArtifactError, DataError, TrainingInterrupted
 from textclf.features import build_vectorizer, vectorizer_state
 from textclf.metrics import classification_report
+from textclf.model import MLP
 from textclf.model_card import CONFUSION_MATRIX, LEARNING_CURVES, render_model_card
 from textclf.plots import confusion_matrix_png, learning_curves_png
-from textclf.train import FitResult, fit, predict_logits
+from textclf.train import predict_logits, train_classifier
 
 
 @dataclass
@@ -57,7 +58,7 @@ def train_artifact(
     x_val = vectorizer.transform(splits.val.texts)
     timings["vectorize"] = _lap(clock) - timings["load_data"]
     _say(progress, f"{x_train.shape[1]} features, {len(splits.labels)} labels")
-    result = fit(
+    trained = train_classifier(
         x_train,
         _encode(splits.train.labels, splits.labels, "train"),
         x_val,
@@ -72,15 +73,16 @@ def train_artifact(
     for split, corpus in (("validation", splits.val), ("test", splits.test)):
         if corpus is not None:
             x = x_val if split == "validation" else vectorizer.transform(corpus.texts)
-            predictions[split] = _predict(result, x, splits.labels)
+            model = trained.validation_model if split == "validation" else trained.model
+            predictions[split] = _predict(model, x, splits.labels, trained.selection.device)
             metrics[split] = classification_report(corpus.labels, predictions[split], splits.labels)
-    history = [vars(h) for h in result.history]
-    plots = _plots(history, result.best_epoch, splits, predictions)
+    summary = trained.summary()
+    plots = _plots(summary["history"], trained.selection.best_epoch, splits, predictions)
     if should_stop():
         raise TrainingInterrupted("training interrupted; no artifact was written")
     artifact_io.save(
         out,
-        model=result.model.cpu(),
+        model=trained.model.cpu(),
         vectorizer_state=vectorizer_state(vectorizer, config.features),
         metadata_={
             "name": config.name,
@@ -88,18 +90,14 @@ def train_artifact(
             "training_config": to_dict(config),
             "data": splits.description,
             "metrics": metrics,
-            "training": {
-                "history": history,
-                "best_epoch": result.best_epoch,
-                "device": result.device,
-            },
+            "training": summary,
         },
         overwrite=overwrite,
         extra_files=plots,
         model_card=render_model_card,
     )
     timings["total"] = _lap(clock)
-    return TrainReport(out, splits.labels, metrics, history, timings)
+    return TrainReport(out, splits.labels, metrics, summary["history"], timings)
 
 
 def _encode(labels: Sequence[str], classes: Sequence[str], split: str) -> np.ndarray:
@@ -110,8 +108,8 @@ def _encode(labels: Sequence[str], classes: Sequence[str], split: str) -> np.nda
     return np.fromiter((index[x] for x in labels), dtype=np.int64, count=len(labels))
 
 
-def _predict(result: FitResult, x: Any, labels: Sequence[str]) -> list[str]:
-    predicted = predict_logits(result.model, x, result.device).argmax(1)
+def _predict(model: MLP, x: Any, labels: Sequence[str], device: str) -> list[str]:
+    predicted = predict_logits(model, x, device).argmax(1)
     return [labels[i] for i in predicted]
 
 

@@ -136,6 +136,19 @@ def _add_train(sub: Any) -> None:
         default=defaults_t.patience,
         help="epochs without validation improvement before stopping",
     )
+    t.add_argument(
+        "--naive-bayes-alpha",
+        type=float,
+        default=defaults_t.naive_bayes_alpha,
+        help="smoothing of the naive Bayes term added to the logits, weighted on validation "
+        "(default %(default)s; 0 = none)",
+    )
+    t.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="ship the model trained on the training split alone instead of retraining on "
+        "training + validation for the epoch count validation chose",
+    )
     t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     t.add_argument("--seed", type=int, default=defaults_t.seed)
     t.add_argument(
@@ -194,6 +207,8 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing,
         patience=args.patience,
+        naive_bayes_alpha=args.naive_bayes_alpha,
+        refit=not args.no_refit,
         device=args.device,
         seed=args.seed,
         threads=args.threads,
