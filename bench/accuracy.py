@@ -4,8 +4,10 @@ Both 20 Newsgroups settings (headers kept; headers, footers and quotes removed).
 the same texts: the baselines are fitted on exactly the training split textclf trains on (the
 bydate train set minus textclf's seeded, stratified validation carve-out), and, labelled as such,
 also on the whole bydate training set, as the anchor table's numbers were, so nothing is hidden.
-Nothing is tuned on the test split: textclf's defaults and early stopping use validation only,
-and the baselines keep scikit-learn's default hyperparameters.
+Nothing is tuned on the test split: textclf's defaults, early stopping and its naive Bayes weight
+use validation only, and the baselines keep scikit-learn's default hyperparameters. textclf ships
+a model refit on training + validation, so its "val acc" is the artifact's own figure: the same
+recipe trained on the training split alone, before the refit.
 
 Baseline vectorizer: `TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)`, all else
 scikit-learn's defaults (lowercase, no stop words, max_df=1.0, l2 norm).
@@ -14,8 +16,10 @@ scikit-learn's defaults (lowercase, no stop words, max_df=1.0, l2 norm).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -78,11 +82,12 @@ def _setting(setting: str, *, retrain: bool) -> tuple[list[dict[str, Any]], dict
         splits = load_splits(setting)
     path, report = default_model(setting, retrain=retrain)
     predictor = textclf.load(path)
-    with step("scoring textclf on validation and test"):
+    manifest = json.loads((Path(path) / "manifest.json").read_text())
+    with step("scoring textclf on test"):
         ours = {
-            "model": "textclf default (MLP)",
-            "train_on": f"train ({len(splits.train)})",
-            "val_accuracy": _score(predictor.predict_proba, predictor.labels, splits.val)[0],
+            "model": "textclf default (MLP + NB)",
+            "train_on": f"train, then train+val ({len(splits.train) + len(splits.val)})",
+            "val_accuracy": manifest["metrics"]["validation"]["accuracy"],
             **_metrics(predictor.predict_proba, predictor.labels, splits.test),
             "fit_s": report["timings"]["vectorize"] + report["timings"]["fit"],
         }
