@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -251,7 +252,7 @@ def test_resolve_device_cpu_and_unknown() -> None:
 # --- the whole recipe: fit, blend on validation, refit -----------------------------------------
 
 
-def _train(data: Data, **changes: Any) -> Trained:
+def _train(data: Data, should_stop: Callable[[], bool] = lambda: False, **changes: Any) -> Trained:
     return train_classifier(
         data.x_train,
         data.y_train,
@@ -260,6 +261,7 @@ def _train(data: Data, **changes: Any) -> Trained:
         n_labels=data.n_labels,
         config=TrainConfig(**{**asdict(BASE), **changes}),
         progress=False,
+        should_stop=should_stop,
     )
 
 
@@ -337,13 +339,4 @@ def test_should_stop_in_the_refit_thread_raises(data: Data) -> None:
         return threading.current_thread() is not threading.main_thread()
 
     with pytest.raises(TrainingInterrupted):
-        train_classifier(
-            data.x_train,
-            data.y_train,
-            data.x_val,
-            data.y_val,
-            n_labels=data.n_labels,
-            config=BASE,
-            progress=False,
-            should_stop=stop_in_the_refit_thread,
-        )
+        _train(data, should_stop=stop_in_the_refit_thread)

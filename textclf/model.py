@@ -86,12 +86,12 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first = self.input(x)
-        deep = first.shape[1] - self.n_wide
-        h = self._dropout(F.relu(first[:, :deep]))
+        deep = first[:, : -self.n_wide] if self.n_wide else first  # no slicing on the usual path
+        h = self._dropout(F.relu(deep))
         for layer in self.hidden:
             h = self._dropout(F.relu(layer(h)))
         logits = self.output(h)
-        return logits + first[:, deep:] if self.n_wide else logits
+        return logits + first[:, -self.n_wide :] if self.n_wide else logits
 
     def _dropout(self, h: torch.Tensor) -> torch.Tensor:
         p = self.config.dropout

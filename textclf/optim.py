@@ -52,8 +52,8 @@ class LazyAdamW(torch.optim.Optimizer):
         if not grad.is_sparse:
             raise RuntimeError("LazyAdamW expects sparse gradients (use Adam/AdamW otherwise)")
         state = self.state[p]
+        fused = p.device.type in _FUSED_DEVICES
         if not state:
-            fused = p.device.type in _FUSED_DEVICES
             # torch's fused kernels want the step counter on the parameter's device.
             state["step"] = torch.zeros((), dtype=torch.float32, device=p.device if fused else None)
             state["exp_avg"] = torch.zeros_like(p)
@@ -72,7 +72,7 @@ class LazyAdamW(torch.optim.Optimizer):
             [gathered[2]],
             [],
             [state["step"]],
-            fused=p.device.type in _FUSED_DEVICES,
+            fused=fused,
             amsgrad=False,
             beta1=beta1,
             beta2=beta2,

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from textclf import artifact as artifact_io
 from textclf import data as data_io
@@ -24,7 +23,7 @@ from textclf.metrics import classification_report
 from textclf.model import MLP
 from textclf.model_card import CONFUSION_MATRIX, LEARNING_CURVES, render_model_card
 from textclf.plots import confusion_matrix_png, learning_curves_png
-from textclf.train import predict_logits, train_classifier
+from textclf.train import predict_logits, say, train_classifier
 
 
 @dataclass
@@ -53,11 +52,11 @@ def train_artifact(
     splits = data_io.load_splits(config.data, progress=progress)
     timings["load_data"] = _lap(clock)
     vectorizer = build_vectorizer(config.features)
-    _say(progress, f"vectorizing {len(splits.train)} training texts ...")
+    say(progress, f"vectorizing {len(splits.train)} training texts ...")
     x_train = vectorizer.fit_transform(splits.train.texts)
     x_val = vectorizer.transform(splits.val.texts)
     timings["vectorize"] = _lap(clock) - timings["load_data"]
-    _say(progress, f"{x_train.shape[1]} features, {len(splits.labels)} labels")
+    say(progress, f"{x_train.shape[1]} features, {len(splits.labels)} labels")
     trained = train_classifier(
         x_train,
         _encode(splits.train.labels, splits.labels, "train"),
@@ -134,8 +133,3 @@ def _plots(
 
 def _lap(start: float) -> float:
     return time.perf_counter() - start
-
-
-def _say(progress: bool, message: str) -> None:
-    if progress:
-        tqdm.write(message)

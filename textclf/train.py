@@ -107,8 +107,11 @@ def train_classifier(
     20 Newsgroups; validation has already spent its say (epochs, scale, NB weight) on the model
     trained without it.
     """
-    x_all = sp.vstack([x_train, x_val], format="csr") if config.refit else None
-    y_all = np.concatenate([y_train, y_val]) if config.refit else None
+    everything = (
+        (sp.vstack([x_train, x_val], format="csr"), np.concatenate([y_train, y_val]))
+        if config.refit
+        else None
+    )
     selection = fit(
         x_train,
         y_train,
@@ -118,22 +121,22 @@ def train_classifier(
         config=config,
         progress=progress,
         should_stop=should_stop,
-        refit_on=(x_all, y_all) if x_all is not None and y_all is not None else None,
+        refit_on=everything,
     )
     nb = _nb_weights(x_train, y_train, n_labels, config)
     val_logits = predict_logits(selection.model, x_val, selection.device)
     blend = fit_blend(val_logits, None if nb is None else np.asarray(x_val @ nb), y_val)
-    _say(
+    say(
         progress,
         f"validation log-loss {blend.val_loss_before:.4f} -> {blend.val_loss_after:.4f}"
         f" (logit scale {blend.scale:.3f}, naive Bayes weight {blend.nb_weight:.3f})",
     )
     validation_model = _blended(selection.model, nb, blend)
-    if selection.refit is None or x_all is None or y_all is None:
+    if selection.refit is None or everything is None:
         return Trained(validation_model, validation_model, selection, blend)
-    nb_all = _nb_weights(x_all, y_all, n_labels, config)
+    nb_all = _nb_weights(*everything, n_labels, config)
     shipped = _blended(selection.refit, nb_all, blend)
-    return Trained(shipped, validation_model, selection, blend, len(y_all))
+    return Trained(shipped, validation_model, selection, blend, len(everything[1]))
 
 
 def refit(
@@ -156,7 +159,7 @@ def refit(
     run = _Run(x, y, n_labels, config, device)
     for epoch in range(1, epochs + 1):
         loss, acc = run.epoch(epoch, progress, should_stop)
-        _say(progress, f"refit epoch {epoch:>2}/{epochs}  loss {loss:.4f}  acc {acc:.3f}")
+        say(progress, f"refit epoch {epoch:>2}/{epochs}  loss {loss:.4f}  acc {acc:.3f}")
     return run.model.eval()
 
 
@@ -206,8 +209,7 @@ def fit(
                     best_state = _snapshot(run.model)
                 else:
                     stale += 1
-                if progress:
-                    tqdm.write(_epoch_line(stats, is_best))
+                say(progress, _epoch_line(stats, is_best))
                 if stale >= config.patience:
                     break
         finally:
@@ -257,8 +259,9 @@ def _follow(
 ) -> dict[str, torch.Tensor] | None:
     """Train `side` epoch by epoch behind the selection run; keep its state at each best epoch."""
     state = None
-    epoch = 1
-    while verdicts.needed(epoch) and epoch <= side.config.epochs:
+    for epoch in range(1, side.config.epochs + 1):
+        if not verdicts.needed(epoch):
+            break
 
         def stop(epoch: int = epoch) -> bool:
             return not verdicts.needed(epoch) or should_stop()
@@ -271,7 +274,6 @@ def _follow(
             raise
         if verdicts.wait(epoch):
             state = _snapshot(side.model)
-        epoch += 1
     return state
 
 
@@ -428,7 +430,8 @@ def _snapshot(model: MLP) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in copy.copy(model.state_dict()).items()}
 
 
-def _say(progress: bool, message: str) -> None:
+def say(progress: bool, message: str) -> None:
+    """A line of progress above the bars (tqdm.write keeps them intact); nothing when quiet."""
     if progress:
         tqdm.write(message)
 
