@@ -8,6 +8,11 @@ thread, loopback) at 1, 8 and 32 connections with a one-text body and a 100-text
 textclf's requests/s as a ratio of the bare app's. The 100-text figures are also compared with
 in-process documents/s of the same 100 texts with one torch thread, as one worker runs them.
 
+Both servers run side by side (the idle one costs no CPU), and every cell is measured in
+`--rounds` alternating rounds (bare, textclf, textclf, bare, ...), each server's row being its
+median round: a shift in the machine's speed during the run then hits both servers alike
+instead of whichever happened to be measured at the time.
+
 wrk shares the two cores with the server, as any client on this machine would; without wrk
 (`apt-get install -y wrk`) the async httpx driver in bench/httpx_driver.py is used instead.
 """
@@ -22,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +57,8 @@ _COLUMNS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per cell")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per cell and round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per cell")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before cells")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--connections", default="1,8,32", help="comma-separated")
@@ -73,41 +80,67 @@ def run(args: argparse.Namespace) -> Result:
         rows: list[dict[str, Any]] = []
         idle: dict[str, Any] = {}
         for n in workers:
-            for kind in ("bare", "textclf"):
-                cells = _server_cells(kind, n, model, driver, bodies, connections, duration, warmup)
-                idle[f"{kind}-{n}"] = cells.pop(0)
-                rows += cells
+            shape = _Shape(driver, bodies, connections, duration, warmup, args.rounds)
+            found, idle_memory = _server_cells(n, model, shape)
+            rows += found
+            idle.update(idle_memory)
     _add_ratios(rows)
     targets = _targets(rows, inprocess)
-    table = Table(f"HTTP load, {duration:g} s per cell, driver: {driver}", _COLUMNS, rows)
+    title = f"HTTP load, median of {args.rounds} alternating rounds of {duration:g} s per cell"
+    table = Table(f"{title}, driver: {driver}", _COLUMNS, rows)
     details = {"inprocess_docs_per_s_100": inprocess, "idle_memory_mib": idle, "driver": driver}
     return Result(NAME, [table, _inprocess_table(rows, inprocess)], targets, details)
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What every cell of a run looks like."""
+
+    driver: str
+    bodies: dict[int, Path]
+    connections: list[int]
+    duration: float
+    warmup: float
+    rounds: int
+
+
 def _server_cells(
-    kind: str,
-    workers: int,
-    model: Path,
-    driver: str,
-    bodies: dict[int, Path],
-    connections: list[int],
-    duration: float,
-    warmup: float,
-) -> list[dict[str, Any]]:
-    """Start one server, check it answers, warm it up, run every cell. The first item returned
-    is its idle memory, the rest are the cells' rows."""
-    cells = len(bodies) * len(connections)
+    workers: int, model: Path, shape: _Shape
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Start both servers, check they answer, warm them up, then run every cell in alternating
+    rounds. Returns each server's median row per cell, and each server's idle memory."""
+    cells = len(shape.bodies) * len(shape.connections)
     with (
-        step(f"{kind}, {workers} worker(s): {cells} cells"),
-        serve(kind, workers=workers, model=model) as server,
+        step(f"bare and textclf, {workers} worker(s): {cells} cells x {shape.rounds} rounds"),
+        serve("bare", workers=workers) as bare,
+        serve("textclf", workers=workers, model=model) as textclf,
     ):
-        out: list[dict[str, Any]] = [server.memory()]
-        _check_answers(server, bodies)
-        _load(driver, server, bodies[1], 8, warmup)
-        for size, body in bodies.items():
-            for c in connections:
-                out.append(_cell(driver, server, size, body, c, duration))
-    return out
+        servers = (bare, textclf)
+        idle = {f"{s.kind}-{workers}": s.memory() for s in servers}
+        for server in servers:
+            _check_answers(server, shape.bodies)
+            _load(shape.driver, server, shape.bodies[1], 8, shape.warmup)
+        rows = []
+        for size, body in shape.bodies.items():
+            for c in shape.connections:
+                rounds: dict[str, list[dict[str, Any]]] = {s.kind: [] for s in servers}
+                for r in range(shape.rounds):
+                    for server in servers if r % 2 == 0 else servers[::-1]:
+                        cell = _cell(shape.driver, server, size, body, c, shape.duration)
+                        rounds[server.kind].append(cell)
+                rows += [_median_round(found) for found in rounds.values()]
+    return rows, idle
+
+
+def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median requests/s (all its figures, for consistency); errors and
+    peak memory over every round."""
+    ordered = sorted(rounds, key=lambda r: r["rps"])
+    row = dict(ordered[(len(ordered) - 1) // 2])
+    row["errors"] = sum(r["errors"] for r in rounds)
+    row["rss_mib"] = max(r["rss_mib"] for r in rounds)
+    row["rounds_rps"] = [r["rps"] for r in rounds]
+    return row
 
 
 def _driver(choice: str) -> str:

@@ -174,6 +174,24 @@ def test_wide_columns_of_the_first_layer_go_straight_to_the_logits() -> None:
     assert torch.allclose(wide(to_torch(batch)).detach(), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("wide", [False, True])
+@pytest.mark.parametrize("hidden", [(16,), (16, 8)])
+def test_inference_path_equals_the_module_path(hidden: tuple[int, ...], wide: bool) -> None:
+    """With autograd off, eval mode takes `MLP._infer` (functional ops, fused bias adds); with it
+    on, the layers' own modules. Both must give the same logits, empty rows included."""
+    torch.manual_seed(3)
+    model = MLP(ModelConfig(n_features=N_FEATURES, n_labels=4, hidden=hidden, wide=wide)).eval()
+    with torch.no_grad():  # non-zero biases everywhere, so a dropped bias add would show
+        for param in model.parameters():
+            param.add_(0.1 * torch.randn_like(param))
+    x = to_torch(_sparse_batch(rows=9, seed=4))
+    modules = model(x).detach()  # autograd on: the module path
+    for no_autograd in (torch.no_grad, torch.inference_mode):
+        with no_autograd():
+            assert torch.allclose(model(x), modules, atol=1e-5)
+    assert not torch.equal(modules[4], torch.zeros(4))  # the empty row still gets the biases
+
+
 def test_dropout_generator_makes_masks_reproducible() -> None:
     model, x = _mlp(dropout=0.5).train(), to_torch(_sparse_batch(rows=16))
     outs = []

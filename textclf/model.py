@@ -85,6 +85,8 @@ class MLP(nn.Module):
         self.generator: torch.Generator | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training and not torch.is_grad_enabled():
+            return self._infer(x)
         first = self.input(x)
         deep = first[:, : -self.n_wide] if self.n_wide else first  # no slicing on the usual path
         h = self._dropout(F.relu(deep))
@@ -92,6 +94,25 @@ class MLP(nn.Module):
             h = self._dropout(F.relu(layer(h)))
         logits = self.output(h)
         return logits + first[:, -self.n_wide :] if self.n_wide else logits
+
+    def _infer(self, x: torch.Tensor) -> torch.Tensor:
+        """`forward` without dropout, in functional ops on the same parameters.
+
+        Serving scores a text or a few at a time, where each module call and each separate bias
+        add is dispatch overhead, not arithmetic: this takes a one-text forward pass from ~20 to
+        ~10 us. Gradients never come through here (only with autograd off)."""
+        n_wide, weight, bias = self.n_wide, self.input.weight, self.input.bias
+        if x.device.type == "cpu":
+            first = torch.addmm(bias, x, weight)  # the bias add fused into the sparse product
+        else:
+            first = torch.sparse.mm(x, weight) + bias
+        h = F.relu(first[:, :-n_wide] if n_wide else first)
+        for layer in self.hidden:
+            h = F.relu(layer(h))
+        out = self.output
+        if not n_wide:
+            return F.linear(h, out.weight, out.bias)
+        return torch.addmm(first[:, -n_wide:], h, out.weight.t()).add_(out.bias)
 
     def _dropout(self, h: torch.Tensor) -> torch.Tensor:
         p = self.config.dropout
