@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 import textclf
 from textclf import LabelScore, ModelInfo, ModelRef, Prediction, Predictor
 from textclf.config import TUTORIAL_CATEGORIES
-from textclf.predictor import BATCH_SIZE
+from textclf.predictor import BATCH_SIZE, gc_paused
 
 SPACE = "NASA plans another orbit of the moon with the space station"
 BASEBALL = "The pitcher threw a curveball and the Yankees won the game in the ninth inning"
@@ -318,3 +319,41 @@ def test_non_finite_scores_are_refused_not_serialised(predictor: Predictor) -> N
     probs[0, 0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         predictor.to_json(probs, 1)
+
+
+# --- collection paused while building results --------------------------------------------------
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_building_predictions_leaves_garbage_collection_as_it_found_it(
+    predictor: Predictor, enabled: bool
+) -> None:
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        predictor.predict([SPACE, BASEBALL])
+        assert gc.isenabled() is enabled
+        with pytest.raises(ValueError), gc_paused():
+            assert not gc.isenabled()
+            raise ValueError("an error inside")
+        assert gc.isenabled() is enabled  # restored on the way out of an error too
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_building_predictions_runs_at_most_one_collection(predictor: Predictor) -> None:
+    """The point of pausing: 2,000 predictions allocate several times gen 0's threshold, and at
+    most one collection runs (when collection resumes), not one per threshold's worth."""
+    probs = predictor.predict_proba([SPACE] * 2000)
+    collections = [0]
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        collections[0] += phase == "start"
+
+    gc.callbacks.append(count)
+    try:
+        predictions = predictor.to_predictions(probs, 3)
+    finally:
+        gc.callbacks.remove(count)
+    assert len(predictions) == 2000 and collections[0] <= 1
+    assert 2000 * 3 // gc.get_threshold()[0] >= 3  # unpaused, there would be several

