@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from scipy.special import softmax
 
 import textclf
 from textclf import artifact as artifact_io
@@ -26,6 +27,7 @@ from textclf.features import build_vectorizer, n_features, to_torch, vectorizer_
 from textclf.model import MLP
 from textclf.model_card import CONFUSION_MATRIX, LEARNING_CURVES, render_model_card
 from textclf.predictor import Predictor
+from textclf.train import predict_logits
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = [
@@ -168,7 +170,7 @@ def test_loading_twice_gives_identical_probabilities(trained_model_dir: Path) ->
 
 def test_manifest_describes_the_model(trained_model_dir: Path) -> None:
     manifest = _read_manifest(trained_model_dir)
-    assert manifest["format_version"] == FORMAT_VERSION == 2
+    assert manifest["format_version"] == FORMAT_VERSION == 3
     assert manifest["name"] == "test-model"
     assert re.fullmatch(r"[0-9a-f]{16}", manifest["version"])
     created = datetime.fromisoformat(manifest["created_at"])
@@ -180,10 +182,15 @@ def test_manifest_describes_the_model(trained_model_dir: Path) -> None:
         "hidden": [32],
         "dropout": TrainConfig().dropout,  # the fixture keeps the default dropout
         "wide": manifest["training"]["blend"]["nb_weight"] > 0,
+        "n_bigrams": manifest["model_config"]["n_bigrams"],
     }
     state = json.loads((trained_model_dir / VECTORIZER).read_bytes())
     assert 0 < len(state["terms"]) <= 20_000  # max_features caps the body's terms
     assert manifest["model_config"]["n_features"] >= len(state["terms"])
+    # Word pairs are stored exactly when validation kept their term, one weight row per pair.
+    n_bigrams = manifest["model_config"]["n_bigrams"]
+    assert (manifest["training"]["blend"]["bigram_weight"] > 0) == (n_bigrams > 0)
+    assert len((state["bigrams"] or {"pairs": []})["pairs"]) == n_bigrams
 
     training_config = manifest["training_config"]
     assert training_config["name"] == "test-model"
@@ -234,6 +241,13 @@ def test_model_card_summarises_the_manifest(trained_model_dir: Path) -> None:
         assert label in card
     assert "## Metrics" in card and "| test |" in card and "| validation |" in card
     assert "## Intended use and limits" in card
+    assert "logit scale" in card and "word-pair" not in card  # this model dropped the pairs
+
+
+def test_model_card_names_a_kept_word_pair_term(pairs_model_dir: Path) -> None:
+    card = (pairs_model_dir / MODEL_CARD).read_text("utf-8")
+    weight = _read_manifest(pairs_model_dir)["training"]["blend"]["bigram_weight"]
+    assert f"word-pair naive Bayes weight ({weight:.3f})" in card
 
 
 def test_artifact_holds_only_json_safetensors_and_markdown(trained_model_dir: Path) -> None:
@@ -664,3 +678,25 @@ def test_the_pickle_grep_would_catch_offenders() -> None:
     for sample in samples:
         assert _UNSAFE.search(sample), sample
     assert not _UNSAFE.search('"""No pickle anywhere: JSON and safetensors only."""')
+
+
+def test_a_model_with_word_pairs_serves_their_term(pairs_model_dir: Path) -> None:
+    """Saved, loaded and served: the pair columns add exactly `pairs @ bigrams` to the logits
+    of the same model without them."""
+    manifest = _read_manifest(pairs_model_dir)
+    n_bigrams = manifest["model_config"]["n_bigrams"]
+    assert n_bigrams > 0 and manifest["training"]["blend"]["bigram_weight"] > 0
+    predictor = textclf.load(pairs_model_dir)
+    vectorizer, model = predictor.artifact.vectorizer, predictor.artifact.model
+    assert vectorizer.n_bigrams == n_bigrams and model.bigrams is not None
+    texts = ["the space station orbits the earth", "a hard drive for my mac", "", "zzz"]
+    x = vectorizer.transform(texts)
+    words = x.shape[1] - n_bigrams
+    with_pairs = predict_logits(model, x)
+    pairs = x[:, words:] @ model.bigrams.numpy()
+    assert np.abs(pairs).max() > 0  # the texts do contain known pairs
+    np.testing.assert_allclose(
+        predictor.predict_proba(texts), softmax(with_pairs, axis=1), atol=1e-6
+    )
+    model.bigrams.zero_()  # this loaded copy only
+    np.testing.assert_allclose(with_pairs - predict_logits(model, x), pairs, atol=1e-4)

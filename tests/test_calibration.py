@@ -1,4 +1,4 @@
-"""fit_blend finds the validation log-loss optimum over (scale, naive Bayes weight)."""
+"""fit_blend finds the validation log-loss optimum over (scale, naive Bayes weights)."""
 
 from __future__ import annotations
 
@@ -55,3 +55,17 @@ def test_separable_validation_stays_within_bounds() -> None:
     assert SCALE_BOUNDS[0] <= blend.scale <= SCALE_BOUNDS[1]
     assert NB_WEIGHT_BOUNDS[0] <= blend.nb_weight <= NB_WEIGHT_BOUNDS[1]
     assert np.isfinite(blend.val_loss_after)
+
+
+def test_three_terms_each_get_the_weight_of_their_share() -> None:
+    """The model, naive Bayes and the word-pair term each see part of the signal."""
+    true, y = _labelled(seed=5)
+    rng = np.random.default_rng(6)
+    words, pairs = rng.normal(size=true.shape), rng.normal(size=true.shape)
+    blend = fit_blend(true - words - pairs, 0.5 * words, y, 0.25 * pairs)
+    assert abs(blend.scale - 1.0) < 0.1
+    assert abs(blend.nb_weight - 2.0) < 0.25
+    assert abs(blend.bigram_weight - 4.0) < 0.5
+    without = fit_blend(true - words - pairs, 0.5 * words, y)
+    assert without.bigram_weight == 0.0
+    assert blend.val_loss_after < without.val_loss_after

@@ -199,6 +199,7 @@ def test_to_torch_accepts_other_sparse_formats_and_dtypes() -> None:
         ({"ngram_range": (2, 1)}, "ngram_range"),
         ({"ngram_range": (0, 1)}, "ngram_range"),
         ({"stop_words": "french"}, "stop_words"),
+        ({"bigram_min_df": -1}, "bigram_min_df"),
     ],
 )
 def test_feature_config_rejects_bad_values(changes: dict[str, Any], message: str) -> None:
@@ -217,9 +218,8 @@ def _scikit_learn(config: FeatureConfig, ngram_range: tuple[int, int], **df: Any
     """scikit-learn's own vectorizer with its own word analyzer: the reference."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    return TfidfVectorizer(
-        ngram_range=ngram_range, sublinear_tf=config.sublinear_tf, dtype=np.float32, **df
-    )
+    options = {"dtype": np.float32, **df}
+    return TfidfVectorizer(ngram_range=ngram_range, sublinear_tf=config.sublinear_tf, **options)
 
 
 @pytest.mark.parametrize("subject_weight", [0.0, 0.5])
@@ -235,15 +235,18 @@ def test_features_equal_scikit_learns_own(splits: Splits, subject_weight: float)
     if subject_weight:
         subject = _scikit_learn(config, config.subject_ngram_range)
         references.append((features.subject, subject, train, subject_lines))
+    assert features.bigrams is not None and features.bigrams.vocabulary is not None
+    pairs = _scikit_learn(config, (2, 2), min_df=config.bigram_min_df, dtype=np.float64)
+    references.append((features.bigrams.vocabulary, pairs, train, lambda t: t))
     texts = splits.test.texts + ODD_TEXTS
     expected_fit, expected = [], []
     for ours, theirs, fit_texts, view in references:
         expected_fit.append(theirs.fit_transform(view(fit_texts)))
         assert ours.terms == list(theirs.get_feature_names_out())
-        assert np.array_equal(ours.idf, theirs.idf_)
+        np.testing.assert_allclose(ours.idf, theirs.idf_, rtol=1e-15)
         expected.append(theirs.transform(view(texts)))
     for parts, ours in ((expected_fit, trained), (expected, features.transform(texts))):
-        if len(parts) > 1:
+        if subject_weight:
             parts[1].data *= np.float32(subject_weight)
         reference = sp.csr_matrix(sp.hstack(parts, format="csr", dtype=np.float32))
         reference.sort_indices()
@@ -281,3 +284,40 @@ def test_serving_imports_neither_scikit_learn_nor_scipy(tmp_path: Path, fitted: 
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- the word-pair columns ---------------------------------------------------------------------
+
+
+def test_word_pairs_come_last_and_can_be_dropped(fitted: Features, splits: Splits) -> None:
+    texts = splits.test.texts[:50] + ODD_TEXTS
+    vectorizer = _json_round_trip(fitted, CONFIG)
+    words, pairs = vectorizer.n_word_features, vectorizer.n_bigrams
+    assert pairs > 0 and vectorizer.n_features == words + pairs
+    everything = vectorizer.transform(texts)
+    with pytest.raises(ValueError, match="fits neither"):
+        vectorizer.keep_columns(words + 1)
+    vectorizer.keep_columns(vectorizer.n_features)  # the model reads them all: nothing changes
+    assert vectorizer.n_bigrams == pairs
+    vectorizer.keep_columns(words)
+    assert vectorizer.n_bigrams == 0 and vectorizer.n_features == words
+    _assert_identical(vectorizer.transform(texts), everything[:, :words])
+    assert vectorizer_state(vectorizer, CONFIG)["bigrams"] is None
+
+
+def test_no_word_pairs_when_turned_off(splits: Splits) -> None:
+    config = FeatureConfig(ngram_range=(1, 1), max_features=5_000, bigram_min_df=0)
+    vectorizer = build_vectorizer(config)
+    x = vectorizer.fit_transform(splits.train.texts[:300])
+    assert vectorizer.n_bigrams == 0 and x.shape[1] == vectorizer.n_word_features
+    assert vectorizer_state(vectorizer, config)["bigrams"] is None
+
+
+def test_a_hand_written_state_with_word_pairs_loads() -> None:
+    state = _state(bigrams={"words": ["launch", "orbit"], "pairs": [[0, 1]], "idf": [2.0]})
+    vectorizer = vectorizer_from_state(state)
+    x = vectorizer.transform(["launch orbit orbit", "orbit launch"])
+    assert x.shape == (2, 4)
+    assert x[0, 3] == pytest.approx(1.0) and x[1, 3] == 0  # the pair, in its order only
+    with pytest.raises(ValueError, match="unknown words"):
+        vectorizer_from_state(_state(bigrams={"words": ["a"], "pairs": [[0, 1]], "idf": [1.0]}))

@@ -13,7 +13,7 @@ import torch
 from textclf.config import ModelConfig
 from textclf.errors import ConfigError
 from textclf.features import to_torch
-from textclf.model import MLP, SparseLinear
+from textclf.model import MLP, SparseLinear, split_columns
 
 N_FEATURES, N_OUT = 50, 6
 
@@ -192,6 +192,36 @@ def test_inference_path_equals_the_module_path(hidden: tuple[int, ...], wide: bo
     assert not torch.equal(modules[4], torch.zeros(4))  # the empty row still gets the biases
 
 
+def test_split_columns_gives_the_two_column_ranges() -> None:
+    batch = _sparse_batch(rows=7, cols=30, seed=2)
+    left, right = split_columns(to_torch(batch), 18)
+    assert left.shape == (7, 18) and right.shape == (7, 12)
+    assert torch.equal(left.to_dense(), torch.from_numpy(batch[:, :18].toarray()))
+    assert torch.equal(right.to_dense(), torch.from_numpy(batch[:, 18:].toarray()))
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_word_pair_columns_reach_only_their_naive_bayes_term(wide: bool) -> None:
+    """The last `n_bigrams` columns add `pairs @ bigrams` to the logits; the first layer reads
+    the others, in training mode, in eval mode and on the inference path alike."""
+    torch.manual_seed(0)
+    words = ModelConfig(n_features=N_FEATURES, n_labels=4, hidden=(16,), dropout=0.0, wide=wide)
+    base = MLP(words).eval()
+    model = MLP(replace(words, n_features=N_FEATURES + 12, n_bigrams=12)).eval()
+    state = base.state_dict()
+    state["bigrams"] = torch.randn(12, 4)
+    model.load_state_dict(state)
+    assert model.input.weight.shape[0] == N_FEATURES
+    assert "bigrams" in dict(model.named_buffers())  # saved, never trained
+    assert all(p is not model.bigrams for p in model.parameters())
+    batch = _sparse_batch(rows=8, cols=N_FEATURES + 12, seed=6)
+    expected = base(to_torch(batch[:, :N_FEATURES])).detach()
+    expected += torch.from_numpy(batch[:, N_FEATURES:].toarray()) @ state["bigrams"]
+    assert torch.allclose(model(to_torch(batch)).detach(), expected, atol=1e-5)
+    with torch.inference_mode():
+        assert torch.allclose(model(to_torch(batch)), expected, atol=1e-5)
+
+
 def test_dropout_generator_makes_masks_reproducible() -> None:
     model, x = _mlp(dropout=0.5).train(), to_torch(_sparse_batch(rows=16))
     outs = []
@@ -226,6 +256,8 @@ def test_one_training_step_updates_every_layer() -> None:
         ({"hidden": (16, 0)}, "hidden sizes"),
         ({"dropout": 1.0}, "dropout"),
         ({"dropout": -0.1}, "dropout"),
+        ({"n_bigrams": 10}, "n_bigrams"),
+        ({"n_bigrams": -1}, "n_bigrams"),
     ],
 )
 def test_model_config_rejects_bad_values(changes: dict[str, Any], message: str) -> None:

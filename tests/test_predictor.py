@@ -184,7 +184,7 @@ def test_info_describes_the_model(predictor: Predictor, trained_model_dir: Path)
     assert isinstance(info, ModelInfo)
     assert info.name == "test-model"
     assert info.version == manifest["version"] == predictor.ref.version
-    assert info.format_version == 2
+    assert info.format_version == 3
     assert info.labels == list(LABELS)
     assert info.created_at == datetime.fromisoformat(manifest["created_at"])
     assert set(info.metrics) == {"validation", "test"}

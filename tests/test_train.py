@@ -29,8 +29,9 @@ from textclf.train import (
     train_classifier,
 )
 
-# Unigrams, a small vocabulary and small batches: a few seconds per fit on two cores.
-FEATURES = FeatureConfig(ngram_range=(1, 1), max_features=5_000)
+# Unigrams, a small vocabulary and small batches: a few seconds per fit on two cores. No word
+# pairs here (they have their own tests at the end).
+FEATURES = FeatureConfig(ngram_range=(1, 1), max_features=5_000, bigram_min_df=0)
 BASE = TrainConfig(hidden=(32,), epochs=3, batch_size=64, lr=3e-3, device="cpu", seed=0)
 
 
@@ -210,6 +211,8 @@ def test_progress_output_lists_every_epoch(data: Data, capsys: pytest.CaptureFix
         ({"patience": 0}, "patience"),
         ({"lr": 0.0}, "lr"),
         ({"label_smoothing": 1.0}, "label_smoothing"),
+        ({"bigram_min_gain": 1.0}, "bigram_min_gain"),
+        ({"bigram_min_gain": -0.1}, "bigram_min_gain"),
     ],
 )
 def test_train_config_rejects_bad_values(changes: dict[str, Any], message: str) -> None:
@@ -340,3 +343,85 @@ def test_should_stop_in_the_refit_thread_raises(data: Data) -> None:
 
     with pytest.raises(TrainingInterrupted):
         _train(data, should_stop=stop_in_the_refit_thread)
+
+
+# --- the word-pair naive Bayes term ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairData:
+    data: Data  # word columns, then pair columns
+    n_bigrams: int
+
+
+@pytest.fixture(scope="module")
+def pair_data(archive: Path) -> PairData:
+    """Headers, footers and quotes removed, where word pairs help most."""
+    remove = ("headers", "footers", "quotes")
+    splits = load_splits(DataConfig(archive=archive, categories=TUTORIAL_CATEGORIES, remove=remove))
+    index = {label: i for i, label in enumerate(splits.labels)}
+    vectorizer = build_vectorizer(FeatureConfig(ngram_range=(1, 1), max_features=5_000))
+    data = Data(
+        x_train=vectorizer.fit_transform(splits.train.texts),
+        y_train=np.array([index[x] for x in splits.train.labels], dtype=np.int64),
+        x_val=vectorizer.transform(splits.val.texts),
+        y_val=np.array([index[x] for x in splits.val.labels], dtype=np.int64),
+        n_labels=len(splits.labels),
+    )
+    return PairData(data, vectorizer.n_bigrams)
+
+
+def _train_pairs(pairs: PairData, **changes: Any) -> Trained:
+    data = pairs.data
+    return train_classifier(
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        data.y_val,
+        n_labels=data.n_labels,
+        config=TrainConfig(**{**asdict(BASE), "refit": False, **changes}),
+        n_bigrams=pairs.n_bigrams,
+        progress=False,
+    )
+
+
+def test_a_kept_pair_term_adds_its_weighted_naive_bayes_scores(pair_data: PairData) -> None:
+    data, n_bigrams = pair_data.data, pair_data.n_bigrams
+    trained = _train_pairs(pair_data, bigram_min_gain=0.0)
+    words = data.x_train.shape[1] - n_bigrams
+    assert n_bigrams > 1000 and trained.model.config.n_bigrams == n_bigrams
+    assert trained.model.config.n_features == data.x_train.shape[1]
+    blend = trained.blend
+    assert blend.bigram_weight > 0
+    nb_words, nb_pairs = (
+        complement_nb_weights(part, data.y_train, data.n_labels, BASE.naive_bayes_alpha)
+        for part in (data.x_train[:, :words], data.x_train[:, words:])
+    )
+    expected = (
+        blend.scale * predict_logits(trained.selection.model, data.x_val[:, :words])
+        + blend.nb_weight * (data.x_val[:, :words] @ nb_words)
+        + blend.bigram_weight * (data.x_val[:, words:] @ nb_pairs)
+    )
+    logits = predict_logits(trained.model, data.x_val)
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+    assert trained.summary()["blend"]["bigram_weight"] == blend.bigram_weight
+
+
+def test_a_pair_term_that_saves_too_little_is_dropped(pair_data: PairData) -> None:
+    """Dropped, the recipe is exactly the one without pairs: same weights, same blend."""
+    data, n_bigrams = pair_data.data, pair_data.n_bigrams
+    words = data.x_train.shape[1] - n_bigrams
+    trained = _train_pairs(pair_data, bigram_min_gain=0.99)
+    assert trained.model.config.n_bigrams == 0 and trained.blend.bigram_weight == 0.0
+    assert trained.model.config.n_features == words
+    alone = train_classifier(
+        data.x_train[:, :words],
+        data.y_train,
+        data.x_val[:, :words],
+        data.y_val,
+        n_labels=data.n_labels,
+        config=TrainConfig(**{**asdict(BASE), "refit": False}),
+        progress=False,
+    )
+    assert trained.blend == alone.blend
+    _assert_same_weights(trained.model, alone.model)

@@ -63,6 +63,13 @@ class WordAnalyzer:
             ]
         return TOKEN_PATTERN.findall(text.lower() if self.lowercase else text)
 
+    def words(self, text: str) -> list[str]:
+        """The tokens n-grams are formed from: `tokens` without stop words."""
+        tokens = self.tokens(text)
+        if self.stop_words is None:
+            return tokens
+        return [t for t in tokens if t not in self.stop_words]
+
     def raw_ascii_tokens(self, text: str) -> list[bytes] | None:
         """For ASCII text, its tokens as bytes *including* one-character ones (None otherwise).
 

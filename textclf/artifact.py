@@ -36,7 +36,8 @@ from textclf.errors import ArtifactError, ConfigError
 from textclf.features import TextFeatures, vectorizer_from_state
 from textclf.model import MLP
 
-FORMAT_VERSION = 2  # 2: optional `wide` (naive Bayes) term in model_config; 1 still loads
+# 2: `wide` naive Bayes columns; 3: the word-pair naive Bayes term (`n_bigrams`, "bigrams").
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 VECTORIZER = "vectorizer.json"
 WEIGHTS = "model.safetensors"

@@ -69,6 +69,9 @@ class FeatureConfig:
     stop_words: str | None = None
     subject_weight: float = 0.5
     subject_ngram_range: tuple[int, int] = (1, 2)
+    # Word pairs seen in at least this many training texts feed a second naive Bayes term
+    # (`textclf/bigrams.py`); validation weighs it and drops it where it does not pay (0 = none).
+    bigram_min_df: int = 2
 
     def __post_init__(self) -> None:
         lo, hi = self.ngram_range
@@ -76,6 +79,8 @@ class FeatureConfig:
             raise ConfigError(f"ngram_range must satisfy 1 <= min <= max, got {self.ngram_range}")
         if self.subject_weight < 0:
             raise ConfigError(f"subject_weight must be >= 0, got {self.subject_weight}")
+        if self.bigram_min_df < 0:
+            raise ConfigError(f"bigram_min_df must be >= 0, got {self.bigram_min_df}")
         if self.stop_words not in (None, "english"):
             raise ConfigError(f"stop_words must be None or 'english', got {self.stop_words!r}")
 
@@ -90,10 +95,17 @@ class ModelConfig:
     dropout: float = 0.5
     # n_labels more first-layer columns added straight to the logits (naive Bayes, see model.py).
     wide: bool = False
+    # The last n_bigrams of the n_features input columns are word pairs, read only by a second
+    # naive Bayes term (model.py); the first layer reads the others.
+    n_bigrams: int = 0
 
     def __post_init__(self) -> None:
         if self.n_features < 1 or self.n_labels < 2:
             raise ConfigError("a model needs at least one feature and two labels")
+        if not 0 <= self.n_bigrams < self.n_features:
+            raise ConfigError(
+                f"n_bigrams must be in [0, n_features), got {self.n_bigrams} of {self.n_features}"
+            )
         if any(h < 1 for h in self.hidden) or not self.hidden:
             raise ConfigError(f"hidden sizes must be positive, got {self.hidden}")
         if not 0.0 <= self.dropout < 1.0:
@@ -120,6 +132,9 @@ class TrainConfig:
     patience: int = 4
     # Smoothing of the naive Bayes term added to the logits (weighted on validation); 0 = none.
     naive_bayes_alpha: float = 0.1
+    # The bigram naive Bayes term (FeatureConfig.bigram_min_df) stays only if it lowers
+    # validation log-loss by at least this fraction: it costs serving time and artifact size.
+    bigram_min_gain: float = 0.01
     # Train once more on training + validation for the epoch count validation chose.
     refit: bool = True
     device: Device = "auto"
@@ -141,6 +156,8 @@ class TrainConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.bigram_min_gain < 1.0:
+            raise ConfigError(f"bigram_min_gain must be in [0, 1), got {self.bigram_min_gain}")
         if self.naive_bayes_alpha < 0:
             raise ConfigError(f"naive_bayes_alpha must be >= 0, got {self.naive_bayes_alpha}")
         if not 0.0 <= self.label_smoothing < 1.0:

@@ -33,7 +33,8 @@ _FEATURES, _TRAIN = FeatureConfig(), TrainConfig()
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
     """TF-IDF + MLP text classifier; a validation split of `validation_size` picks the epoch
-    and the naive Bayes weight, then (with `refit`) the model is retrained on all of `X`.
+    and the naive Bayes weights (words; word pairs, kept only if they save `bigram_min_gain` of
+    the validation log-loss), then (with `refit`) the model is retrained on all of `X`.
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         max_df: float = _FEATURES.max_df,
         max_features: int | None = _FEATURES.max_features,
         subject_weight: float = _FEATURES.subject_weight,
+        bigram_min_df: int = _FEATURES.bigram_min_df,
         hidden: tuple[int, ...] = _TRAIN.hidden,
         dropout: float = _TRAIN.dropout,
         epochs: int = _TRAIN.epochs,
@@ -53,6 +55,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         patience: int = _TRAIN.patience,
         naive_bayes_alpha: float = _TRAIN.naive_bayes_alpha,
         refit: bool = _TRAIN.refit,
+        bigram_min_gain: float = _TRAIN.bigram_min_gain,
         validation_size: float = 0.1,
         device: str = "auto",
         random_state: int = 0,
@@ -63,6 +66,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.max_df = max_df
         self.max_features = max_features
         self.subject_weight = subject_weight
+        self.bigram_min_df = bigram_min_df
         self.hidden = hidden
         self.dropout = dropout
         self.epochs = epochs
@@ -72,6 +76,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.patience = patience
         self.naive_bayes_alpha = naive_bayes_alpha
         self.refit = refit
+        self.bigram_min_gain = bigram_min_gain
         self.validation_size = validation_size
         self.device = device
         self.random_state = random_state
@@ -98,8 +103,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             codes[val],
             n_labels=len(self.classes_),
             config=self._train_config(),
+            n_bigrams=self.features_.n_bigrams,
             progress=self.verbose,
         )
+        self.features_.keep_columns(trained.model.config.n_features)
         self.model_: MLP = trained.model.cpu()
         self.training_ = trained.summary()
         return self
@@ -149,6 +156,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             max_df=self.max_df,
             max_features=self.max_features,
             subject_weight=self.subject_weight,
+            bigram_min_df=self.bigram_min_df,
         )
 
     def _train_config(self) -> TrainConfig:
@@ -162,6 +170,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             patience=self.patience,
             naive_bayes_alpha=self.naive_bayes_alpha,
             refit=self.refit,
+            bigram_min_gain=self.bigram_min_gain,
             device=self.device,  # type: ignore[arg-type]
             seed=self.random_state,
         )

@@ -3,7 +3,8 @@
 Fitting uses scikit-learn's own `TfidfVectorizer` (document frequencies, `min_df`/`max_df`, idf,
 sublinear tf and L2 norm are what its users know), with `textclf.analyzer`'s tokens, which equal
 scikit-learn's. A model's input columns are the body's TF-IDF, optionally followed by a second,
-weighted TF-IDF of the `Subject:` header line (see `FeatureConfig.subject_weight`). The fitted
+weighted TF-IDF of the `Subject:` header line (see `FeatureConfig.subject_weight`), and last the
+bigram TF-IDF that only the second naive Bayes term reads (`textclf/bigrams.py`). The fitted
 state (terms, idf) is written as plain JSON, never pickled; transforming needs neither
 scikit-learn nor SciPy, so a serving process imports neither.
 """
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from textclf.analyzer import WordAnalyzer, english_stop_words
+from textclf.bigrams import Bigrams, BigramVocabulary
 from textclf.config import FeatureConfig, feature_config_from_dict, to_dict
 
 if TYPE_CHECKING:
@@ -76,11 +78,35 @@ class TextFeatures:
         )
         self.body: Vocabulary | None = None
         self.subject: Vocabulary | None = None
+        self.bigrams: Bigrams | None = None
         self._encoder: _Encoder | None = None
 
     @property
     def n_features(self) -> int:
+        return self.n_word_features + self.n_bigrams
+
+    @property
+    def n_word_features(self) -> int:
+        """The body's and the subject's columns: what the MLP's first layer reads."""
         return len(self._fitted_body()) + (len(self.subject) if self.subject is not None else 0)
+
+    @property
+    def n_bigrams(self) -> int:
+        """The word-pair columns, last in each row (0 when there is no bigram part)."""
+        return len(self.bigrams) if self.bigrams is not None else 0
+
+    def keep_columns(self, n_features: int) -> None:
+        """Match a model that reads the first `n_features` columns: training drops the word-pair
+        part when validation finds its term does not pay, and then serving neither computes
+        nor stores it."""
+        if n_features == self.n_features:
+            return
+        if n_features != self.n_word_features:
+            raise ValueError(
+                f"a model reading {n_features} columns fits neither {self.n_features} nor the "
+                f"{self.n_word_features} without word pairs"
+            )
+        self.bigrams, self._encoder = None, None
 
     def fit(self, texts: Sequence[str]) -> TextFeatures:
         self.fit_transform(texts)
@@ -89,16 +115,20 @@ class TextFeatures:
     def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         cfg = self.config
         body_tfidf = _tfidf(cfg, self.body_analyzer, cfg.min_df, cfg.max_df, cfg.max_features)
-        body = body_tfidf.fit_transform(texts)
-        self.body, self.subject, self._encoder = _vocabulary(body_tfidf), None, None
+        matrix = body_tfidf.fit_transform(texts)
+        self.body, self.subject, self.bigrams = _vocabulary(body_tfidf), None, None
+        self._encoder = None
         if cfg.subject_weight > 0:
             subjects = subject_lines(texts)
             if any(subjects):
                 subject_tfidf = _tfidf(cfg, self.subject_analyzer, 1, 1.0, None)
                 subject = subject_tfidf.fit_transform(subjects)
                 self.subject = _vocabulary(subject_tfidf)
-                return self._join(body, subject)
-        return body
+                matrix = self._join(matrix, subject)
+        if cfg.bigram_min_df > 0:
+            self.bigrams = Bigrams(self.body_analyzer, cfg.bigram_min_df)
+            matrix = _append_columns(matrix, self.bigrams.fit_transform(texts), len(self.bigrams))
+        return matrix
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """scikit-learn's `transform` output (sorted indices), without its per-call cost."""
@@ -148,6 +178,7 @@ class _Encoder:
         self.idf = np.concatenate([body.idf, subject.idf] if subject else [body.idf])
         self.sublinear = features.config.sublinear_tf
         self.subject_weight = np.float32(features.config.subject_weight)
+        self.bigrams, self.n_word_features = features.bigrams, features.n_word_features
 
     def encode(self, texts: Sequence[str]) -> Encoded:
         # Counting as scikit-learn's CountVectorizer does, into one matrix for all parts (the
@@ -168,7 +199,11 @@ class _Encoder:
         index = np.fromiter(indices, np.int64, len(indices))
         bounds = np.fromiter(itertools.chain((0,), ends), np.int64, len(ends) + 1)
         offsets = bounds[:: len(self.parts)]
-        return Encoded(offsets, index, self._weigh(index, data, np.diff(bounds)), self.n_features)
+        words = Encoded(offsets, index, self._weigh(index, data, np.diff(bounds)), self.n_features)
+        if self.bigrams is None:
+            return words
+        indptr, columns, values = self.bigrams.transform(texts)
+        return _append_to_rows(words, indptr, columns + self.n_word_features, values)
 
     def _weigh(self, indices: np.ndarray, data: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         """scikit-learn's TfidfTransformer steps, in its order and dtypes, per segment of
@@ -210,6 +245,35 @@ class _Part:
         counts.extend(counter.values())
 
 
+def _append_columns(
+    matrix: sp.csr_matrix, block: tuple[np.ndarray, np.ndarray, np.ndarray], width: int
+) -> sp.csr_matrix:
+    """`matrix` with a CSR block (indptr, indices, data) of `width` columns to its right."""
+    import scipy.sparse as sp
+
+    indptr, indices, data = block
+    right = sp.csr_matrix((data, indices, indptr), shape=(matrix.shape[0], width))
+    return sp.hstack([matrix, right], format="csr", dtype=np.float32)
+
+
+def _append_to_rows(
+    encoded: Encoded, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray
+) -> Encoded:
+    """Each row of `encoded` followed by the same row of another CSR block (already shifted
+    to its columns)."""
+    rows = np.arange(encoded.n_rows)
+    owner = np.concatenate(
+        [np.repeat(rows, np.diff(encoded.indptr)), np.repeat(rows, np.diff(indptr))]
+    )
+    order = np.argsort(owner, kind="stable")  # a row's own entries first, the block's after
+    return Encoded(
+        encoded.indptr + indptr,
+        np.concatenate([encoded.indices, indices])[order],
+        np.concatenate([encoded.data, data])[order],
+        encoded.n_features,
+    )
+
+
 def subject_line(text: str) -> str:
     """The `Subject:` line of a text's header block ('' when absent)."""
     end = text.find("\n\n")
@@ -237,6 +301,7 @@ def vectorizer_state(features: TextFeatures, config: FeatureConfig | None = None
         "config": to_dict(config or features.config),
         **_state(features._fitted_body()),
         "subject": None if features.subject is None else _state(features.subject),
+        "bigrams": None if features.bigrams is None else features.bigrams.state(),
     }
 
 
@@ -251,6 +316,10 @@ def vectorizer_from_state(state: dict[str, Any]) -> TextFeatures:
     subject = state.get("subject")
     if subject is not None:
         features.subject = _restore(subject)
+    bigrams = state.get("bigrams")
+    if bigrams is not None:
+        features.bigrams = Bigrams(features.body_analyzer, features.config.bigram_min_df)
+        features.bigrams.vocabulary = BigramVocabulary.from_state(bigrams)
     return features
 
 

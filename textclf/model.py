@@ -69,7 +69,8 @@ class MLP(nn.Module):
     """TF-IDF -> SparseLinear -> ReLU -> dropout -> [Linear -> ReLU -> dropout]* -> logits.
 
     With `config.wide`, the first layer's last `n_labels` outputs skip the rest and are added to
-    the logits.
+    the logits. With `config.n_bigrams`, the input's last columns (word pairs) bypass the network:
+    `pairs @ bigrams`, a naive Bayes term set in closed form, is added to the logits.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -77,14 +78,25 @@ class MLP(nn.Module):
         self.config = config
         widths = [config.n_features, *config.hidden]
         self.n_wide = config.n_labels if config.wide else 0
-        self.input = SparseLinear(widths[0], widths[1] + self.n_wide)
+        self.n_bigrams = config.n_bigrams
+        self.input = SparseLinear(widths[0] - self.n_bigrams, widths[1] + self.n_wide)
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths[1:]))
         self.output = nn.Linear(widths[-1], config.n_labels)
         # Dropout masks come from this generator when one is set (else torch's global one), so
         # two models can train side by side in threads, each reproducibly (`textclf/train.py`).
         self.generator: torch.Generator | None = None
+        # Naive Bayes weights of the word pairs, set in closed form (never trained): a buffer.
+        self.bigrams: torch.Tensor | None
+        bigrams = torch.zeros(self.n_bigrams, config.n_labels) if self.n_bigrams else None
+        self.register_buffer("bigrams", bigrams)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.n_bigrams:
+            x, pairs = split_columns(x, x.shape[1] - self.n_bigrams)
+            return self._forward(x) + torch.sparse.mm(pairs, self.bigrams)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training and not torch.is_grad_enabled():
             return self._infer(x)
         first = self.input(x)
@@ -128,3 +140,26 @@ class MLP(nn.Module):
     def dense_parameters(self) -> list[nn.Parameter]:
         sparse = {id(p) for p in self.sparse_parameters()}
         return [p for p in self.parameters() if id(p) not in sparse]
+
+
+def split_columns(x: torch.Tensor, at: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A sparse CSR batch as two: its columns before `at`, and those from `at` on (renumbered
+    from 0). Rows keep their entries' order."""
+    crow, col, val = x.crow_indices(), x.col_indices(), x.values()
+    left = col < at
+    before = torch.cat([crow.new_zeros(1), torch.cumsum(left, 0)])[crow]  # left entries per row
+    parts = []
+    for mask, starts, shift, width in (
+        (left, before, 0, at),
+        (~left, crow - before, at, x.shape[1] - at),
+    ):
+        parts.append(
+            torch.sparse_csr_tensor(
+                starts,
+                col[mask] - shift,
+                val[mask],
+                size=(x.shape[0], width),
+                check_invariants=False,
+            )
+        )
+    return parts[0], parts[1]

@@ -54,10 +54,12 @@ def _selection(training: dict[str, Any]) -> list[str]:
     lines = []
     blend = training.get("blend")
     if blend:
+        pairs = blend.get("bigram_weight", 0.0)
+        pair_text = f" and the word-pair naive Bayes weight ({pairs:.3f})" if pairs else ""
         lines.append(
-            f"Validation also set the logit scale ({blend['scale']:.3f}) and the naive Bayes "
-            f"weight ({blend['nb_weight']:.3f}): log-loss {blend['val_loss_before']:.4f} -> "
-            f"{blend['val_loss_after']:.4f}."
+            f"Validation also set the logit scale ({blend['scale']:.3f}), the naive Bayes "
+            f"weight ({blend['nb_weight']:.3f}){pair_text}: log-loss "
+            f"{blend['val_loss_before']:.4f} -> {blend['val_loss_after']:.4f}."
         )
     refit = training.get("refit")
     if refit:

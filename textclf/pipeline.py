@@ -56,7 +56,8 @@ def train_artifact(
     x_train = vectorizer.fit_transform(splits.train.texts)
     x_val = vectorizer.transform(splits.val.texts)
     timings["vectorize"] = _lap(clock) - timings["load_data"]
-    say(progress, f"{x_train.shape[1]} features, {len(splits.labels)} labels")
+    pairs = f" + {vectorizer.n_bigrams} word pairs" if vectorizer.n_bigrams else ""
+    say(progress, f"{vectorizer.n_word_features} features{pairs}, {len(splits.labels)} labels")
     trained = train_classifier(
         x_train,
         _encode(splits.train.labels, splits.labels, "train"),
@@ -64,14 +65,17 @@ def train_artifact(
         _encode(splits.val.labels, splits.labels, "validation"),
         n_labels=len(splits.labels),
         config=config.train,
+        n_bigrams=vectorizer.n_bigrams,
         progress=progress,
         should_stop=should_stop,
     )
+    vectorizer.keep_columns(trained.model.config.n_features)
     timings["fit"] = _lap(clock) - timings["load_data"] - timings["vectorize"]
     metrics, predictions = {}, {}
     for split, corpus in (("validation", splits.val), ("test", splits.test)):
         if corpus is not None:
             x = x_val if split == "validation" else vectorizer.transform(corpus.texts)
+            x = x[:, : trained.model.config.n_features]  # without pairs validation dropped
             model = trained.validation_model if split == "validation" else trained.model
             predictions[split] = _predict(model, x, splits.labels, trained.selection.device)
             metrics[split] = classification_report(corpus.labels, predictions[split], splits.labels)

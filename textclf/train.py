@@ -98,45 +98,119 @@ def train_classifier(
     *,
     n_labels: int,
     config: TrainConfig,
+    n_bigrams: int = 0,
     progress: bool = True,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Trained:
     """Early-stopped fit with the refit alongside, then naive Bayes and temperature on validation.
 
     The refit sees ~10% more labelled posts than the selection run, which is worth ~0.5 points on
-    20 Newsgroups; validation has already spent its say (epochs, scale, NB weight) on the model
-    trained without it.
+    20 Newsgroups; validation has already spent its say (epochs, scale, NB weights) on the model
+    trained without it. The last `n_bigrams` columns of `x` are word pairs: only the second
+    naive Bayes term reads them, and only if validation finds it worth its cost
+    (`TrainConfig.bigram_min_gain`); `Trained.model.config.n_features` says which columns the
+    shipped model reads.
     """
+    words = x_train.shape[1] - n_bigrams
+    train, val = _Columns(x_train, words), _Columns(x_val, words)
     everything = (
-        (sp.vstack([x_train, x_val], format="csr"), np.concatenate([y_train, y_val]))
+        (
+            _Columns(sp.vstack([x_train, x_val], format="csr"), words),
+            np.concatenate([y_train, y_val]),
+        )
         if config.refit
         else None
     )
     selection = fit(
-        x_train,
+        train.words,
         y_train,
-        x_val,
+        val.words,
         y_val,
         n_labels=n_labels,
         config=config,
         progress=progress,
         should_stop=should_stop,
-        refit_on=everything,
+        refit_on=None if everything is None else (everything[0].words, everything[1]),
     )
-    nb = _nb_weights(x_train, y_train, n_labels, config)
-    val_logits = predict_logits(selection.model, x_val, selection.device)
-    blend = fit_blend(val_logits, None if nb is None else np.asarray(x_val @ nb), y_val)
-    say(
-        progress,
-        f"validation log-loss {blend.val_loss_before:.4f} -> {blend.val_loss_after:.4f}"
-        f" (logit scale {blend.scale:.3f}, naive Bayes weight {blend.nb_weight:.3f})",
-    )
+    nb = _NaiveBayes.fit(train, y_train, n_labels, config)
+    val_logits = predict_logits(selection.model, val.words, selection.device)
+    blend = _weigh(val_logits, nb, val, y_val, config, progress)
+    nb = nb.keeping(blend)
     validation_model = _blended(selection.model, nb, blend)
     if selection.refit is None or everything is None:
         return Trained(validation_model, validation_model, selection, blend)
-    nb_all = _nb_weights(*everything, n_labels, config)
+    nb_all = _NaiveBayes.fit(everything[0], everything[1], n_labels, config).keeping(blend)
     shipped = _blended(selection.refit, nb_all, blend)
     return Trained(shipped, validation_model, selection, blend, len(everything[1]))
+
+
+class _Columns:
+    """A feature matrix as the first layer's word columns and the word-pair columns."""
+
+    def __init__(self, x: sp.csr_matrix, words: int) -> None:
+        self.words = x[:, :words] if words < x.shape[1] else x
+        self.pairs = x[:, words:] if words < x.shape[1] else None
+
+
+@dataclass
+class _NaiveBayes:
+    """The closed-form terms: over the word columns (`words`) and over the pairs (`pairs`)."""
+
+    words: np.ndarray | None
+    pairs: np.ndarray | None
+
+    @classmethod
+    def fit(cls, x: _Columns, y: np.ndarray, n_labels: int, config: TrainConfig) -> _NaiveBayes:
+        def weights(part: sp.csr_matrix | None) -> np.ndarray | None:
+            if part is None or not config.naive_bayes_alpha:
+                return None
+            return complement_nb_weights(part, y, n_labels, config.naive_bayes_alpha)
+
+        return cls(weights(x.words), weights(x.pairs))
+
+    def keeping(self, blend: Blend) -> _NaiveBayes:
+        """Only the terms the blend gives weight to."""
+        return _NaiveBayes(
+            self.words if blend.nb_weight > 0 else None,
+            self.pairs if blend.bigram_weight > 0 else None,
+        )
+
+
+def _weigh(
+    logits: np.ndarray,
+    nb: _NaiveBayes,
+    val: _Columns,
+    y: np.ndarray,
+    config: TrainConfig,
+    progress: bool,
+) -> Blend:
+    """The validation blend; the pair term goes if it saves under `bigram_min_gain` of the
+    log-loss without it."""
+
+    def scores(weights: np.ndarray | None, x: sp.csr_matrix | None) -> np.ndarray | None:
+        return None if weights is None or x is None else np.asarray(x @ weights)
+
+    words = scores(nb.words, val.words)
+    blend = without = fit_blend(logits, words, y)
+    pairs = scores(nb.pairs, val.pairs)
+    if pairs is not None:
+        blend = fit_blend(logits, words, y, pairs)
+        gain = 1 - blend.val_loss_after / without.val_loss_after
+        keep = gain >= config.bigram_min_gain
+        say(
+            progress,
+            f"word-pair naive Bayes: validation log-loss {without.val_loss_after:.4f} -> "
+            f"{blend.val_loss_after:.4f} ({gain:.1%}; "
+            f"{'kept' if keep else f'dropped, under {config.bigram_min_gain:.0%}'})",
+        )
+        blend = blend if keep else without
+    say(
+        progress,
+        f"validation log-loss {blend.val_loss_before:.4f} -> {blend.val_loss_after:.4f}"
+        f" (logit scale {blend.scale:.3f}, naive Bayes weight {blend.nb_weight:.3f}"
+        + (f", word pairs {blend.bigram_weight:.3f})" if blend.bigram_weight else ")"),
+    )
+    return blend
 
 
 def refit(
@@ -323,25 +397,29 @@ def _new_model(n_features: int, n_labels: int, config: TrainConfig, device: torc
     return MLP(model_config).to(device)
 
 
-def _nb_weights(
-    x: sp.csr_matrix, y: np.ndarray, n_labels: int, config: TrainConfig
-) -> np.ndarray | None:
-    if not config.naive_bayes_alpha:
-        return None
-    return complement_nb_weights(x, y, n_labels, config.naive_bayes_alpha)
-
-
 @torch.no_grad()
-def _blended(model: MLP, nb: np.ndarray | None, blend: Blend) -> MLP:
-    """A copy of `model` whose logits are `scale * logits + nb_weight * (x @ nb)`."""
-    wide = nb is not None and blend.nb_weight > 0
-    out = MLP(dataclasses.replace(model.config, wide=wide)).to(next(model.parameters()).device)
+def _blended(model: MLP, nb: _NaiveBayes, blend: Blend) -> MLP:
+    """A copy of `model` whose logits are `scale * logits + nb_weight * (x @ nb.words)`, plus
+    `bigram_weight * (pairs @ nb.pairs)` when the blend keeps the pair term."""
+    pairs = 0 if nb.pairs is None else nb.pairs.shape[0]
+    config = dataclasses.replace(
+        model.config,
+        wide=nb.words is not None,
+        n_features=model.config.n_features + pairs,
+        n_bigrams=pairs,
+    )
+    out = MLP(config).to(next(model.parameters()).device)
     state = model.state_dict()
-    if wide:
-        assert nb is not None
-        nb_columns = torch.from_numpy(nb * np.float32(blend.nb_weight)).to(state["input.weight"])
+    if nb.words is not None:
+        nb_columns = torch.from_numpy(nb.words * np.float32(blend.nb_weight))
+        nb_columns = nb_columns.to(state["input.weight"])
         state["input.weight"] = torch.cat([state["input.weight"], nb_columns], dim=1)
-        state["input.bias"] = torch.cat([state["input.bias"], nb_columns.new_zeros(nb.shape[1])])
+        state["input.bias"] = torch.cat(
+            [state["input.bias"], nb_columns.new_zeros(nb.words.shape[1])]
+        )
+    if nb.pairs is not None:
+        state["bigrams"] = torch.from_numpy(nb.pairs * np.float32(blend.bigram_weight))
+        state["bigrams"] = state["bigrams"].to(state["input.weight"])
     out.load_state_dict(state)
     out.output.weight.mul_(blend.scale)
     out.output.bias.mul_(blend.scale)

@@ -113,6 +113,14 @@ def _add_train(sub: Any) -> None:
         default=defaults_f.subject_weight,
         help="weight of the separate Subject: line features (default %(default)s; 0 = off)",
     )
+    f.add_argument(
+        "--bigram-min-df",
+        type=int,
+        default=defaults_f.bigram_min_df,
+        help="word pairs in at least this many training texts feed a second naive Bayes term, "
+        "kept only if it lowers validation log-loss by --bigram-min-gain (default %(default)s; "
+        "0 = off)",
+    )
     t = p.add_argument_group("training")
     t.add_argument(
         "--hidden",
@@ -142,6 +150,13 @@ def _add_train(sub: Any) -> None:
         default=defaults_t.naive_bayes_alpha,
         help="smoothing of the naive Bayes term added to the logits, weighted on validation "
         "(default %(default)s; 0 = none)",
+    )
+    t.add_argument(
+        "--bigram-min-gain",
+        type=float,
+        default=defaults_t.bigram_min_gain,
+        help="share of the validation log-loss the word-pair term must save to be kept "
+        "(default %(default)s)",
     )
     t.add_argument(
         "--no-refit",
@@ -197,6 +212,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         sublinear_tf=not args.no_sublinear_tf,
         stop_words=args.stop_words,
         subject_weight=args.subject_weight,
+        bigram_min_df=args.bigram_min_df,
     )
     train = TrainConfig(
         hidden=_ints(args.hidden, "--hidden"),
@@ -209,6 +225,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         patience=args.patience,
         naive_bayes_alpha=args.naive_bayes_alpha,
         refit=not args.no_refit,
+        bigram_min_gain=args.bigram_min_gain,
         device=args.device,
         seed=args.seed,
         threads=args.threads,

@@ -90,6 +90,20 @@ def test_answers_equal_the_in_process_predictor(scored: LiveServer, predictor: P
         assert got["score"] == pytest.approx(want.score, abs=1e-6)
 
 
+def test_a_model_with_word_pairs_answers_as_in_process(pairs_model_dir: Path) -> None:
+    """The word-pair term survives the trip: artifact -> child process -> HTTP."""
+    import textclf
+
+    expected = textclf.load(pairs_model_dir).predict(TEXTS, top_k=3)
+    settings = Settings(model_path=pairs_model_dir, api_key=KEY, scorer="process")
+    with LiveServer(create_app(settings)) as live:
+        response = _predict(live, TEXTS, top_k=3)
+    assert response.status_code == 200, response.text
+    for got, want in zip(response.json()["predictions"], expected, strict=True):
+        assert [t["label"] for t in got["top_k"]] == [t.label for t in want.top_k]
+        assert got["score"] == pytest.approx(want.score, abs=1e-6)
+
+
 def test_batch_frames_carry_any_text_unchanged() -> None:
     jobs = [(TEXTS, 3), ([], 1), (["lone \ud800 surrogate", "x" * 70_000], 20)]
     assert decode_jobs(encode_jobs(jobs)) == jobs

@@ -506,6 +506,10 @@ def test_every_training_flag_reaches_the_recorded_config() -> None:
             "1000",
             "--subject-weight",
             "0.25",
+            "--bigram-min-df",
+            "4",
+            "--bigram-min-gain",
+            "0.02",
             "--hidden",
             "64,32",
             "--dropout",
@@ -534,6 +538,7 @@ def test_every_training_flag_reaches_the_recorded_config() -> None:
     assert config.features.ngram_range == (1, 2)
     assert (config.features.min_df, config.features.max_df) == (3, 0.4)
     assert (config.features.max_features, config.features.subject_weight) == (1000, 0.25)
+    assert (config.features.bigram_min_df, config.train.bigram_min_gain) == (4, 0.02)
     train = config.train
     assert (train.hidden, train.dropout, train.epochs, train.batch_size) == ((64, 32), 0.3, 7, 64)
     assert (train.lr, train.weight_decay, train.label_smoothing) == (0.002, 0.05, 0.1)
