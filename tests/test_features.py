@@ -321,3 +321,11 @@ def test_a_hand_written_state_with_word_pairs_loads() -> None:
     assert x[0, 3] == pytest.approx(1.0) and x[1, 3] == 0  # the pair, in its order only
     with pytest.raises(ValueError, match="unknown words"):
         vectorizer_from_state(_state(bigrams={"words": ["a"], "pairs": [[0, 1]], "idf": [1.0]}))
+
+
+def test_fitted_rows_come_with_sorted_columns(fitted: Features, splits: Splits) -> None:
+    """As `transform` gives them; training's row gathers rely on it for speed."""
+    x = build_vectorizer(CONFIG).fit_transform(splits.train.texts[:300])
+    for row in range(x.shape[0]):
+        columns = x.indices[x.indptr[row] : x.indptr[row + 1]]
+        assert np.all(np.diff(columns) > 0)

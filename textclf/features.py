@@ -128,6 +128,9 @@ class TextFeatures:
         if cfg.bigram_min_df > 0:
             self.bigrams = Bigrams(self.body_analyzer, cfg.bigram_min_df)
             matrix = _append_columns(matrix, self.bigrams.fit_transform(texts), len(self.bigrams))
+        # Sorted, as `transform` gives them (scikit-learn's fit leaves first-seen order): the
+        # first layer then gathers its rows in memory order, and epochs run ~25% faster.
+        matrix.sort_indices()
         return matrix
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
