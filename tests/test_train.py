@@ -255,7 +255,12 @@ def test_resolve_device_cpu_and_unknown() -> None:
 # --- the whole recipe: fit, blend on validation, refit -----------------------------------------
 
 
-def _train(data: Data, should_stop: Callable[[], bool] = lambda: False, **changes: Any) -> Trained:
+def _train(
+    data: Data,
+    should_stop: Callable[[], bool] = lambda: False,
+    n_bigrams: int = 0,
+    **changes: Any,
+) -> Trained:
     return train_classifier(
         data.x_train,
         data.y_train,
@@ -263,6 +268,7 @@ def _train(data: Data, should_stop: Callable[[], bool] = lambda: False, **change
         data.y_val,
         n_labels=data.n_labels,
         config=TrainConfig(**{**asdict(BASE), **changes}),
+        n_bigrams=n_bigrams,
         progress=False,
         should_stop=should_stop,
     )
@@ -372,17 +378,7 @@ def pair_data(archive: Path) -> PairData:
 
 
 def _train_pairs(pairs: PairData, **changes: Any) -> Trained:
-    data = pairs.data
-    return train_classifier(
-        data.x_train,
-        data.y_train,
-        data.x_val,
-        data.y_val,
-        n_labels=data.n_labels,
-        config=TrainConfig(**{**asdict(BASE), "refit": False, **changes}),
-        n_bigrams=pairs.n_bigrams,
-        progress=False,
-    )
+    return _train(pairs.data, n_bigrams=pairs.n_bigrams, **{"refit": False, **changes})
 
 
 def test_a_kept_pair_term_adds_its_weighted_naive_bayes_scores(pair_data: PairData) -> None:
@@ -414,14 +410,8 @@ def test_a_pair_term_that_saves_too_little_is_dropped(pair_data: PairData) -> No
     trained = _train_pairs(pair_data, bigram_min_gain=0.99)
     assert trained.model.config.n_bigrams == 0 and trained.blend.bigram_weight == 0.0
     assert trained.model.config.n_features == words
-    alone = train_classifier(
-        data.x_train[:, :words],
-        data.y_train,
-        data.x_val[:, :words],
-        data.y_val,
-        n_labels=data.n_labels,
-        config=TrainConfig(**{**asdict(BASE), "refit": False}),
-        progress=False,
-    )
+    x_train, x_val = data.x_train[:, :words], data.x_val[:, :words]
+    words_only = Data(x_train, data.y_train, x_val, data.y_val, data.n_labels)
+    alone = _train(words_only, refit=False)
     assert trained.blend == alone.blend
     _assert_same_weights(trained.model, alone.model)

@@ -112,15 +112,8 @@ def train_classifier(
     shipped model reads.
     """
     words = x_train.shape[1] - n_bigrams
-    train, val = _Columns(x_train, words), _Columns(x_val, words)
-    everything = (
-        (
-            _Columns(sp.vstack([x_train, x_val], format="csr"), words),
-            np.concatenate([y_train, y_val]),
-        )
-        if config.refit
-        else None
-    )
+    train, val = _Columns.split(x_train, words), _Columns.split(x_val, words)
+    everything = (train.stacked(val), np.concatenate([y_train, y_val])) if config.refit else None
     selection = fit(
         train.words,
         y_train,
@@ -144,12 +137,25 @@ def train_classifier(
     return Trained(shipped, validation_model, selection, blend, len(everything[1]))
 
 
+@dataclass
 class _Columns:
     """A feature matrix as the first layer's word columns and the word-pair columns."""
 
-    def __init__(self, x: sp.csr_matrix, words: int) -> None:
-        self.words = x[:, :words] if words < x.shape[1] else x
-        self.pairs = x[:, words:] if words < x.shape[1] else None
+    words: sp.csr_matrix
+    pairs: sp.csr_matrix | None
+
+    @classmethod
+    def split(cls, x: sp.csr_matrix, words: int) -> _Columns:
+        if words == x.shape[1]:
+            return cls(x, None)
+        return cls(x[:, :words], x[:, words:])
+
+    def stacked(self, below: _Columns) -> _Columns:
+        """These rows, then `below`'s (training + validation, for the refit)."""
+        pairs = None
+        if self.pairs is not None and below.pairs is not None:
+            pairs = sp.vstack([self.pairs, below.pairs], format="csr")
+        return _Columns(sp.vstack([self.words, below.words], format="csr"), pairs)
 
 
 @dataclass
