@@ -88,3 +88,21 @@ def test_docs_page_is_served(http: httpx.Client) -> None:
 
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+
+
+def test_a_direct_route_refuses_an_endpoint_that_needs_fastapis_handler() -> None:
+    """`DirectRoute` calls its endpoint with the bare Request: one that declares parameters or
+    a body would silently get none of them, so it is refused when the route is built."""
+    from fastapi import APIRouter, Request
+
+    from service.routes import DirectRoute
+
+    async def with_query(request: Request, q: int) -> None: ...
+
+    async def with_body(request: Request, body: Health) -> None: ...
+
+    for endpoint in (with_query, with_body):
+        with pytest.raises(TypeError, match="DirectRoute"):
+            APIRouter().add_api_route(
+                "/x", endpoint, methods=["POST"], route_class_override=DirectRoute
+            )
