@@ -9,10 +9,11 @@ loader's message.
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, *, predictor: Served | None = N
         summary="Text classification: TF-IDF + PyTorch MLP.",
         lifespan=lifespan,
         routes=[*router.routes, *admin_router.routes],
+        **_telemetry(settings.opentelemetry),
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -93,3 +95,11 @@ def create_app(settings: Settings | None = None, *, predictor: Served | None = N
         app.add_middleware(APIKeyMiddleware, api_key=settings.api_key.get_secret_value())
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: times everything
     return app
+
+
+def _telemetry(enabled: bool) -> dict[str, Any]:
+    """`FastAPI(...)` arguments that turn its built-in OpenTelemetry off unless `enabled`
+    (`Settings.opentelemetry`); none for FastAPI versions without it."""
+    if enabled or "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}

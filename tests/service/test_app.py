@@ -41,3 +41,19 @@ def test_uvicorn_factory_exits_non_zero_when_the_model_is_missing(tmp_path: Path
 
     assert result.returncode != 0
     assert "no such model folder" in result.stderr
+
+
+def test_fastapis_own_opentelemetry_is_off_unless_the_settings_turn_it_on(
+    settings: Settings,
+) -> None:
+    import inspect
+
+    from fastapi import FastAPI
+
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        pytest.skip("this FastAPI has no built-in OpenTelemetry")
+    kinds = ("tracing", "metrics", "logs")
+    off = create_app(settings)
+    on = create_app(settings.model_copy(update={"opentelemetry": True}))
+    assert not any(off._telemetry[kind] for kind in kinds)  # type: ignore[attr-defined]
+    assert all(on._telemetry[kind] for kind in kinds)  # type: ignore[attr-defined]
