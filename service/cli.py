@@ -100,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from service.protocol import CoalescingHttpToolsProtocol
+
     # uvicorn drains in-flight requests on SIGTERM, then raises the signal again, which would end
     # a cleanly stopped server as killed by it (exit status 143): make that a plain exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -113,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         # Outlive the clients' idle timeouts (httpx: 5 s), so a client never sends on a kept-alive
         # connection the server is closing at that moment (seen as rare ReadErrors in the soak).
         "timeout_keep_alive": 65,
+        "http": CoalescingHttpToolsProtocol,  # one write per small response (service.protocol)
     }
     if args.workers == 1:
         uvicorn.run(create_app(settings, predictor=predictor), **options)
