@@ -47,7 +47,9 @@ def test_decay_and_updates_touch_only_the_rows_in_the_batch() -> None:
 def test_decay_shrinks_rows_when_the_gradient_is_zero() -> None:
     weight = torch.nn.Parameter(torch.ones(4, 2))
     opt = LazyAdamW([weight], lr=0.1, weight_decay=0.5)
-    weight.grad = torch.sparse_coo_tensor(torch.tensor([[2]]), torch.zeros(1, 2), (4, 2))
+    weight.grad = torch.sparse_coo_tensor(
+        torch.tensor([[2]]), torch.zeros(1, 2), (4, 2), check_invariants=True
+    )
     opt.step()
     assert torch.allclose(weight[2], torch.full((2,), 0.95))
     assert torch.equal(weight[0], torch.ones(2))
