@@ -53,7 +53,7 @@ class WordAnalyzer:
         return self.ngram_range == (1, 1)
 
     def __call__(self, text: str) -> list[str]:
-        return self._ngrams(self.tokens(text))
+        return self._ngrams(self.words(text))
 
     def tokens(self, text: str) -> list[str]:
         """scikit-learn's preprocessor + tokenizer: (lowercase and) the token pattern's matches."""
@@ -81,9 +81,7 @@ class WordAnalyzer:
         return text.encode("ascii").translate(self._table).split()
 
     def _ngrams(self, tokens: list[str]) -> list[str]:
-        """scikit-learn's `_word_ngrams`, step for step."""
-        if self.stop_words is not None:
-            tokens = [t for t in tokens if t not in self.stop_words]
+        """scikit-learn's `_word_ngrams`, step for step, from `words` (stop words already out)."""
         low, high = self.ngram_range
         if high == 1:
             return tokens
