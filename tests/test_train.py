@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -201,6 +202,26 @@ def test_progress_output_lists_every_epoch(data: Data, capsys: pytest.CaptureFix
     captured = capsys.readouterr()
     text = captured.out + captured.err
     assert "epoch  1" in text and "epoch  2" in text and "val_acc" in text
+
+
+def test_progress_off_a_terminal_is_one_line_per_epoch(data: Data, tmp_path: Path) -> None:
+    """Written to a log file, training must not fill it with bar redraws (carriage returns)."""
+    log = tmp_path / "train.log"
+    with log.open("w") as stderr, contextlib.redirect_stderr(stderr):
+        trained = train_classifier(
+            data.x_train[:300],
+            data.y_train[:300],
+            data.x_val,
+            data.y_val,
+            n_labels=data.n_labels,
+            config=TrainConfig(**{**asdict(BASE), "epochs": 3, "patience": 5}),
+            progress=True,
+        )
+    text = log.read_text()
+    assert "\r" not in text
+    epochs = [line for line in text.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == len(trained.selection.history) == 3
+    assert all("val_acc" in line for line in epochs)
 
 
 @pytest.mark.parametrize(

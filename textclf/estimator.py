@@ -8,13 +8,19 @@ It follows scikit-learn's developer guide: `__init__` only stores parameters, `f
 learned state ends in `_`, `classes_` fixes the column order, `random_state` controls randomness.
 So it drops into pipelines, `cross_val_score` and `GridSearchCV`. Under the hood it is the very
 same features, fit loop and artifact as the CLI; nothing is pickled when saving.
+
+Its parameters are not typed out here: `__init__` takes the config dataclasses' fields, with
+their defaults, and publishes them as its signature (which `get_params` and `clone` read), so
+a new option in `textclf.config` is an estimator parameter, and a `textclf train` flag, at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import inspect
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_type_hints
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -22,65 +28,84 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
 from textclf import artifact as artifact_io
-from textclf.config import FeatureConfig, TrainConfig
+from textclf.config import DataConfig, FeatureConfig, TrainConfig
 from textclf.features import TextFeatures, build_vectorizer, vectorizer_state
 from textclf.model import MLP
 from textclf.predictor import Predictor, as_text_list
 from textclf.train import predict_logits, train_classifier
 
-_FEATURES, _TRAIN = FeatureConfig(), TrainConfig()
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Config fields whose estimator parameter has scikit-learn's conventional name instead.
+RENAMED = {"seed": "random_state", "val_size": "validation_size"}
+# The parameters: every field of these configs (DataConfig's: only the split the estimator
+# makes itself; files, columns and the test split are the caller's business), renamed as above,
+# plus `verbose`, the estimator's own.
+SOURCES: tuple[tuple[type[Any], tuple[str, ...] | None], ...] = (
+    (FeatureConfig, None),
+    (TrainConfig, None),
+    (DataConfig, ("val_size", "seed")),
+)
+OWN = {"verbose": (False, bool)}
+
+
+def _parameters() -> list[inspect.Parameter]:
+    """`__init__`'s keyword-only parameters, from the config fields (seed once: both configs')."""
+    params: dict[str, inspect.Parameter] = {}
+    for cls, names in SOURCES:
+        hints = get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            name = RENAMED.get(f.name, f.name)
+            if (names is None or f.name in names) and name not in params:
+                params[name] = _keyword(name, f.default, hints[f.name])
+    params.update({name: _keyword(name, *spec) for name, spec in OWN.items()})
+    return list(params.values())
+
+
+def _keyword(name: str, default: Any, annotation: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+PARAMETERS = _parameters()
+SIGNATURE = inspect.Signature(
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *PARAMETERS]
+)
+
+
+def _signed(signature: inspect.Signature) -> Callable[[F], F]:
+    """Give a `**params` function the signature it accepts, which is what scikit-learn's
+    `get_params` and `clone` (and `help`) read."""
+
+    def sign(func: F) -> F:
+        func.__signature__ = signature  # type: ignore[attr-defined]
+        return func
+
+    return sign
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
     """TF-IDF + MLP text classifier; a validation split of `validation_size` picks the epoch
     and the naive Bayes weights (words; word pairs, kept only if they save `bigram_min_gain` of
     the validation log-loss), then (with `refit`) the model is retrained on all of `X`.
+
+    Its parameters are the fields of FeatureConfig and TrainConfig, with their defaults and
+    meanings (`random_state` is `seed`, and also seeds the validation split), plus
+    `validation_size` (DataConfig's `val_size`) and `verbose` (progress on stderr).
     """
 
-    def __init__(
-        self,
-        *,
-        ngram_range: tuple[int, int] = _FEATURES.ngram_range,
-        min_df: int | float = _FEATURES.min_df,
-        max_df: float = _FEATURES.max_df,
-        max_features: int | None = _FEATURES.max_features,
-        subject_weight: float = _FEATURES.subject_weight,
-        bigram_min_df: int = _FEATURES.bigram_min_df,
-        hidden: tuple[int, ...] = _TRAIN.hidden,
-        dropout: float = _TRAIN.dropout,
-        epochs: int = _TRAIN.epochs,
-        batch_size: int = _TRAIN.batch_size,
-        lr: float = _TRAIN.lr,
-        weight_decay: float = _TRAIN.weight_decay,
-        patience: int = _TRAIN.patience,
-        naive_bayes_alpha: float = _TRAIN.naive_bayes_alpha,
-        refit: bool = _TRAIN.refit,
-        bigram_min_gain: float = _TRAIN.bigram_min_gain,
-        validation_size: float = 0.1,
-        device: str = "auto",
-        random_state: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        self.ngram_range = ngram_range
-        self.min_df = min_df
-        self.max_df = max_df
-        self.max_features = max_features
-        self.subject_weight = subject_weight
-        self.bigram_min_df = bigram_min_df
-        self.hidden = hidden
-        self.dropout = dropout
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.naive_bayes_alpha = naive_bayes_alpha
-        self.refit = refit
-        self.bigram_min_gain = bigram_min_gain
-        self.validation_size = validation_size
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+    validation_size: float
+    random_state: int
+    verbose: bool
+
+    @_signed(SIGNATURE)
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(params.keys() - {p.name for p in PARAMETERS})
+        if unknown:
+            raise TypeError(f"TextClassifier got unexpected keyword arguments {unknown}")
+        for p in PARAMETERS:
+            setattr(self, p.name, params.get(p.name, p.default))
 
     def fit(self, X: Sequence[str], y: Sequence[Any]) -> TextClassifier:
         texts, labels = as_text_list(X, name="X"), np.asarray(y)
@@ -93,7 +118,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             stratify=codes,
             random_state=self.random_state,
         )
-        self.features_ = build_vectorizer(self._feature_config())
+        self.features_ = build_vectorizer(self.feature_config())
         x_train = self.features_.fit_transform([texts[i] for i in train])
         x_val = self.features_.transform([texts[i] for i in val])
         trained = train_classifier(
@@ -102,7 +127,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             x_val,
             codes[val],
             n_labels=len(self.classes_),
-            config=self._train_config(),
+            config=self.train_config(),
             n_bigrams=self.features_.n_bigrams,
             progress=self.verbose,
         )
@@ -119,7 +144,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return probs / probs.sum(axis=1, keepdims=True)
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        probs = self.predict_proba(X)  # first: unfitted, it raises NotFittedError
+        return self.classes_[probs.argmax(axis=1)]
 
     def save(
         self, path: Path | str, *, name: str = "textclf-estimator", overwrite: bool = False
@@ -149,31 +175,22 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
         return load(path)
 
-    def _feature_config(self) -> FeatureConfig:
-        return FeatureConfig(
-            ngram_range=tuple(self.ngram_range),  # type: ignore[arg-type]
-            min_df=self.min_df,
-            max_df=self.max_df,
-            max_features=self.max_features,
-            subject_weight=self.subject_weight,
-            bigram_min_df=self.bigram_min_df,
-        )
+    def feature_config(self) -> FeatureConfig:
+        """The TF-IDF settings these parameters describe (validated, as `fit` will use them)."""
+        config: FeatureConfig = self._config(FeatureConfig)
+        return config
 
-    def _train_config(self) -> TrainConfig:
-        return TrainConfig(
-            hidden=tuple(self.hidden),
-            dropout=self.dropout,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            patience=self.patience,
-            naive_bayes_alpha=self.naive_bayes_alpha,
-            refit=self.refit,
-            bigram_min_gain=self.bigram_min_gain,
-            device=self.device,  # type: ignore[arg-type]
-            seed=self.random_state,
-        )
+    def train_config(self) -> TrainConfig:
+        """The training settings these parameters describe (validated, as `fit` will use them)."""
+        config: TrainConfig = self._config(TrainConfig)
+        return config
+
+    def _config(self, cls: type[Any]) -> Any:
+        # Lists as tuples: a grid search or a JSON round trip may hand `hidden=[64, 32]`.
+        values = {
+            f.name: getattr(self, RENAMED.get(f.name, f.name)) for f in dataclasses.fields(cls)
+        }
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

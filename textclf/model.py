@@ -29,7 +29,8 @@ class SparseLinear(nn.Module):
     """`nn.Linear` for sparse input: y = x W^T + b.
 
     The weight is stored transposed, (in_features, out_features), so that one term is one row:
-    gathering rows with `F.embedding(sparse=True)` gives a row-sparse gradient for `SparseAdam`.
+    gathering rows with `F.embedding(sparse=True)` gives a row-sparse gradient, which
+    `textclf.optim.LazyAdamW` updates row by row.
     Initialised like `nn.Linear` (uniform in +-1/sqrt(in_features)).
     """
 
@@ -134,7 +135,7 @@ class MLP(nn.Module):
         return h * keep / (1.0 - p)
 
     def sparse_parameters(self) -> list[nn.Parameter]:
-        """Parameters with row-sparse gradients (need `torch.optim.SparseAdam`)."""
+        """Parameters with row-sparse gradients (`textclf.optim.LazyAdamW` steps them)."""
         return [self.input.weight]
 
     def dense_parameters(self) -> list[nn.Parameter]:

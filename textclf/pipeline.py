@@ -23,7 +23,8 @@ from textclf.metrics import classification_report
 from textclf.model import MLP
 from textclf.model_card import CONFUSION_MATRIX, LEARNING_CURVES, render_model_card
 from textclf.plots import confusion_matrix_png, learning_curves_png
-from textclf.train import predict_logits, say, train_classifier
+from textclf.progress import say
+from textclf.train import predict_logits, train_classifier
 
 
 @dataclass

@@ -1,13 +1,14 @@
-"""The fit loop: minibatch Adam on sparse TF-IDF batches, early stopping on the validation split.
+"""The fit loop: minibatch AdamW (LazyAdamW on the sparse first layer) on sparse TF-IDF batches,
+early stopping on the validation split.
 
 No file I/O and no signal handling here: the caller passes a `should_stop` callback (the CLI wires
 it to SIGINT/SIGTERM) and decides what to write. `fit` keeps the best weights seen on validation
 and restores them at the end, so its model is the selected one, never the last epoch's.
 
 `train_classifier` is the whole recipe the CLI, the estimator and the benchmarks share: `fit`, then
-weigh naive Bayes in and calibrate on validation, then `refit` a fresh model on training +
-validation for the epoch count validation chose. Validation picks every number; the test split
-none.
+weigh naive Bayes in and calibrate on validation, and ship a fresh model trained on training +
+validation for the epoch count validation chose (`fit_with_refit` trains it alongside `fit`).
+Validation picks every number; the test split none.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from textclf.calibration import Blend, fit_blend
 from textclf.config import ModelConfig, TrainConfig
@@ -35,6 +35,7 @@ from textclf.features import to_torch
 from textclf.model import MLP
 from textclf.naive_bayes import complement_nb_weights
 from textclf.optim import LazyAdamW
+from textclf.progress import bar, say
 
 EVAL_BATCH = 2048
 
@@ -55,7 +56,7 @@ class FitResult:
     history: list[EpochStats] = field(default_factory=list)
     best_epoch: int = 0
     device: str = "cpu"
-    refit: MLP | None = None  # trained alongside on training + validation (`fit(refit_on=...)`)
+    refit: MLP | None = None  # trained alongside on training + validation (`fit_with_refit`)
 
     @property
     def best(self) -> EpochStats:
@@ -114,7 +115,7 @@ def train_classifier(
     words = x_train.shape[1] - n_bigrams
     train, val = _Columns.split(x_train, words), _Columns.split(x_val, words)
     everything = (train.stacked(val), np.concatenate([y_train, y_val])) if config.refit else None
-    selection = fit(
+    selection = fit_with_refit(
         train.words,
         y_train,
         val.words,
@@ -201,7 +202,9 @@ def _weigh(
     pairs = scores(nb.pairs, val.pairs)
     if pairs is not None:
         blend = fit_blend(logits, words, y, pairs)
-        gain = 1 - blend.val_loss_after / without.val_loss_after
+        # A validation split fitted perfectly already (log-loss 0) leaves the pairs nothing to save.
+        before = without.val_loss_after
+        gain = 1 - blend.val_loss_after / before if before > 0 else 0.0
         keep = gain >= config.bigram_min_gain
         say(
             progress,
@@ -232,11 +235,9 @@ def refit(
     """Train a fresh model for exactly `epochs` epochs and keep the last weights.
 
     Nothing is held out, so nothing can pick an epoch here: the count comes from `fit`. This is
-    the model `fit(refit_on=...)` trains alongside, on its own.
+    the model `fit_with_refit` trains alongside, on its own.
     """
-    device = resolve_device(config.device)
-    _set_threads(config.threads)
-    run = _Run(x, y, n_labels, config, device)
+    run = _Run(x, y, n_labels, config, _prepare(config))
     for epoch in range(1, epochs + 1):
         loss, acc = run.epoch(epoch, progress, should_stop)
         say(progress, f"refit epoch {epoch:>2}/{epochs}  loss {loss:.4f}  acc {acc:.3f}")
@@ -253,54 +254,116 @@ def fit(
     config: TrainConfig,
     progress: bool = True,
     should_stop: Callable[[], bool] = lambda: False,
-    refit_on: tuple[sp.csr_matrix, np.ndarray] | None = None,
 ) -> FitResult:
-    """Train an MLP and return it with the weights of its best validation epoch.
+    """Train an MLP and return it with the weights of its best validation epoch."""
+    run = _Run(x_train, y_train, n_labels, config, _prepare(config))
+    return _select(run, x_val, y_val, progress, should_stop)
 
-    With `refit_on`, a second, identically seeded model trains on that data (training +
-    validation) in a second thread, and `FitResult.refit` is that model as it was after the
-    selected epoch. Torch releases the GIL and this narrow model gains nothing from intra-op
-    threads, so on two cores the refit costs little wall time: two independent runs in two
-    threads finish 1.9x faster than one after the other. The refit follows a step behind (it
-    has ~10% more texts per epoch) and never makes this run wait, except at the end for the
-    selected epoch.
+
+def fit_with_refit(
+    x_train: sp.csr_matrix,
+    y_train: np.ndarray,
+    x_val: sp.csr_matrix,
+    y_val: np.ndarray,
+    *,
+    refit_on: tuple[sp.csr_matrix, np.ndarray] | None,
+    n_labels: int,
+    config: TrainConfig,
+    progress: bool = True,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> FitResult:
+    """`fit`, with a second, identically seeded model training on `refit_on` (training +
+    validation) in a second thread; `FitResult.refit` is that model as it was after the
+    selected epoch. Without `refit_on`, just `fit`.
+
+    Torch releases the GIL and this narrow model gains nothing from intra-op threads, so on two
+    cores the refit costs little wall time: two independent runs in two threads finish 1.9x
+    faster than one after the other. The refit follows a step behind (it has ~10% more texts per
+    epoch) and never makes the selection run wait, except at the end for the selected epoch.
     """
-    device = resolve_device(config.device)
-    _set_threads(config.threads)
+    if refit_on is None:
+        return fit(
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            n_labels=n_labels,
+            config=config,
+            progress=progress,
+            should_stop=should_stop,
+        )
+    device = _prepare(config)
     run = _Run(x_train, y_train, n_labels, config, device)
-    side = None if refit_on is None else _Run(*refit_on, n_labels, config, device)
-    result = FitResult(model=run.model, device=str(device))
-    best_state: dict[str, torch.Tensor] = {}
-    best_key, stale = (-1.0, 0.0), 0
+    side = _Run(*refit_on, n_labels, config, device)
+    result, side_state = _select_followed(run, side, x_val, y_val, progress, should_stop)
+    side.model.load_state_dict(side_state)
+    result.refit = side.model.eval()
+    return result
+
+
+def _select_followed(
+    run: _Run,
+    side: _Run,
+    x_val: sp.csr_matrix,
+    y_val: np.ndarray,
+    progress: bool,
+    should_stop: Callable[[], bool],
+) -> tuple[FitResult, dict[str, torch.Tensor]]:
+    """`_select` over `run` while `side` follows in a thread; `side`'s state at the selected
+    epoch comes back with the result. An error in either thread ends both and is raised here."""
     verdicts = _Verdicts()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="textclf-refit") as pool:
-        follower = None if side is None else pool.submit(_follow, side, verdicts, should_stop)
+        follower = pool.submit(_follow, side, verdicts, should_stop)
         try:
-            for epoch in range(1, config.epochs + 1):
-                start = time.perf_counter()
-                loss, acc = run.epoch(epoch, progress, should_stop)
-                val_loss, val_acc = evaluate_loss(run.model, x_val, y_val, device)
-                stats = EpochStats(epoch, loss, acc, val_loss, val_acc, time.perf_counter() - start)
-                result.history.append(stats)
-                is_best = (val_acc, -val_loss) > best_key
-                verdicts.post(epoch, is_best)
-                if is_best:
-                    best_key, result.best_epoch, stale = (val_acc, -val_loss), epoch, 0
-                    best_state = _snapshot(run.model)
-                else:
-                    stale += 1
-                say(progress, _epoch_line(stats, is_best))
-                if stale >= config.patience:
-                    break
-        finally:
-            verdicts.finish(result.best_epoch)  # on an error too, so the follower stops
-        side_state = None if follower is None else follower.result()
+            result = _select(run, x_val, y_val, progress, should_stop, on_epoch=verdicts.post)
+        except BaseException:
+            verdicts.finish(0)  # nothing more is needed from the follower: let it stop now
+            raise
+        verdicts.finish(result.best_epoch)
+        side_state = follower.result()
+    assert side_state is not None  # the selected epoch is at least the first
+    return result, side_state
+
+
+def _prepare(config: TrainConfig) -> torch.device:
+    """The device to train on, with torch's thread count set: before any run is built."""
+    device = resolve_device(config.device)
+    _set_threads(config.threads)
+    return device
+
+
+def _select(
+    run: _Run,
+    x_val: sp.csr_matrix,
+    y_val: np.ndarray,
+    progress: bool,
+    should_stop: Callable[[], bool],
+    on_epoch: Callable[[int, bool], None] = lambda epoch, best: None,
+) -> FitResult:
+    """The early-stopping loop over `run`; `on_epoch(epoch, is_best)` hears each verdict as soon
+    as validation gives it, and the model ends with its best epoch's weights."""
+    config = run.config
+    result = FitResult(model=run.model, device=str(run.device))
+    best_state: dict[str, torch.Tensor] = {}
+    best_key, stale = (-1.0, 0.0), 0
+    for epoch in range(1, config.epochs + 1):
+        start = time.perf_counter()
+        loss, acc = run.epoch(epoch, progress, should_stop)
+        val_loss, val_acc = evaluate_loss(run.model, x_val, y_val, run.device)
+        stats = EpochStats(epoch, loss, acc, val_loss, val_acc, time.perf_counter() - start)
+        result.history.append(stats)
+        is_best = (val_acc, -val_loss) > best_key
+        on_epoch(epoch, is_best)
+        if is_best:
+            best_key, result.best_epoch, stale = (val_acc, -val_loss), epoch, 0
+            best_state = _snapshot(run.model)
+        else:
+            stale += 1
+        say(progress, _epoch_line(stats, is_best))
+        if stale >= config.patience:
+            break
     run.model.load_state_dict(best_state)
     run.model.eval()
-    if side is not None:
-        assert side_state is not None
-        side.model.load_state_dict(side_state)
-        result.refit = side.model.eval()
     return result
 
 
@@ -464,28 +527,24 @@ def _train_epoch(
     model.train()
     order = rng.permutation(x.shape[0])
     total_loss, correct, seen = 0.0, 0, 0
-    bar = tqdm(
-        total=len(order), desc=f"epoch {epoch}", unit="doc", disable=not progress, leave=False
-    )
-    with bar:
-        for start in range(0, len(order), config.batch_size):
-            if should_stop():
-                raise TrainingInterrupted("training interrupted; no artifact was written")
-            index = order[start : start + config.batch_size]
-            xb = to_torch(x[index], device)
-            yb = torch.from_numpy(y[index]).to(device)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb, label_smoothing=config.label_smoothing)
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for opt in optimizers:
-                opt.step()
-            total_loss += loss.item() * len(index)
-            correct += int((logits.argmax(1) == yb).sum())
-            seen += len(index)
-            bar.update(len(index))
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
+    # A live bar on a terminal only; off one, the caller's line per epoch is the progress.
+    starts = range(0, len(order), config.batch_size)
+    for start in bar(starts, desc=f"epoch {epoch}", unit="batch", enabled=progress, leave=False):
+        if should_stop():
+            raise TrainingInterrupted("training interrupted; no artifact was written")
+        index = order[start : start + config.batch_size]
+        xb = to_torch(x[index], device)
+        yb = torch.from_numpy(y[index]).to(device)
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb, label_smoothing=config.label_smoothing)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in optimizers:
+            opt.step()
+        total_loss += loss.item() * len(index)
+        correct += int((logits.argmax(1) == yb).sum())
+        seen += len(index)
     return total_loss / seen, correct / seen
 
 
@@ -512,12 +571,6 @@ def evaluate_loss(
 
 def _snapshot(model: MLP) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in copy.copy(model.state_dict()).items()}
-
-
-def say(progress: bool, message: str) -> None:
-    """A line of progress above the bars (tqdm.write keeps them intact); nothing when quiet."""
-    if progress:
-        tqdm.write(message)
 
 
 def _epoch_line(stats: EpochStats, best: bool) -> str:

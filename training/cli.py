@@ -7,26 +7,25 @@ become one-line messages and exit codes instead of stack traces.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from types import FrameType, UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from textclf.config import (
-    REMOVABLE_PARTS,
-    DataConfig,
-    FeatureConfig,
-    RunConfig,
-    TrainConfig,
-)
+# Light modules only (no torch, numpy, scikit-learn): `textclf --help` must work without the
+# training extra, and each command says which extra it needs (`require`) before importing it.
+from textclf.config import ARCHIVE_ENV, DataConfig, FeatureConfig, RunConfig, TrainConfig
 from textclf.errors import TextclfError, TrainingInterrupted
+from textclf.extras import require
 
-ARCHIVE_ENV = "TEXTCLF_20NG_ARCHIVE"
+# The data options `evaluate` takes too (with --archive); any of them replaces the recorded data.
 DATA_FLAGS = ("data", "test_data", "text_column", "label_column", "categories", "remove")
+DATA_GROUP = "data (default: 20 Newsgroups, bydate split)"
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 
 
@@ -77,108 +76,28 @@ def _add_train(sub: Any) -> None:
         action="store_true",
         help="replace an existing artifact at --out (only once training finished)",
     )
-    p.add_argument("--name", default="textclf-model", help="model name recorded in the artifact")
-    _add_data_options(p)
-    defaults_f, defaults_t = FeatureConfig(), TrainConfig()
-    f = p.add_argument_group("features (TF-IDF)")
-    f.add_argument(
+    p.add_argument("--name", default=RunConfig().name, help="model name recorded in the artifact")
+    # --seed (training group) seeds the data splits too: one seed for the whole run.
+    _add_options(p.add_argument_group(DATA_GROUP), DataConfig, skip=("seed",))
+    features = p.add_argument_group("features (TF-IDF)")
+    _add_options(features, FeatureConfig)
+    features.add_argument(
         "--ngram-max",
-        type=int,
-        default=defaults_f.ngram_range[1],
-        help="longest word n-gram (default %(default)s)",
-    )
-    f.add_argument(
-        "--min-df",
-        type=float,
-        default=defaults_f.min_df,
-        help="drop terms in fewer documents (count if >= 1, else fraction)",
-    )
-    f.add_argument(
-        "--max-df",
-        type=float,
-        default=defaults_f.max_df,
-        help="drop terms in a larger fraction of documents (default %(default)s)",
-    )
-    f.add_argument(
-        "--max-features",
-        type=int,
-        default=defaults_f.max_features,
-        help="keep the most frequent terms (default %(default)s; 0 = all)",
-    )
-    f.add_argument("--no-sublinear-tf", action="store_true", help="use raw term counts")
-    f.add_argument("--stop-words", choices=["english"], default=None)
-    f.add_argument(
-        "--subject-weight",
-        type=float,
-        default=defaults_f.subject_weight,
-        help="weight of the separate Subject: line features (default %(default)s; 0 = off)",
-    )
-    f.add_argument(
-        "--bigram-min-df",
-        type=int,
-        default=defaults_f.bigram_min_df,
-        help="word pairs in at least this many training texts feed a second naive Bayes term, "
-        "kept only if it lowers validation log-loss by --bigram-min-gain (default %(default)s; "
-        "0 = off)",
+        dest="ngram_range",
+        type=_one_to,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help="the same as --ngram-range 1 N",
     )
     t = p.add_argument_group("training")
-    t.add_argument(
-        "--hidden",
-        default=",".join(map(str, defaults_t.hidden)),
-        help="hidden layer widths, comma-separated (default %(default)s)",
-    )
-    t.add_argument("--dropout", type=float, default=defaults_t.dropout)
-    t.add_argument("--epochs", type=int, default=defaults_t.epochs, help="maximum epochs")
-    t.add_argument("--batch-size", type=int, default=defaults_t.batch_size)
-    t.add_argument("--lr", type=float, default=defaults_t.lr)
-    t.add_argument(
-        "--weight-decay",
-        type=float,
-        default=defaults_t.weight_decay,
-        help="decoupled weight decay (AdamW; lazy on the first layer)",
-    )
-    t.add_argument("--label-smoothing", type=float, default=defaults_t.label_smoothing)
-    t.add_argument(
-        "--patience",
-        type=int,
-        default=defaults_t.patience,
-        help="epochs without validation improvement before stopping",
-    )
-    t.add_argument(
-        "--naive-bayes-alpha",
-        type=float,
-        default=defaults_t.naive_bayes_alpha,
-        help="smoothing of the naive Bayes term added to the logits, weighted on validation "
-        "(default %(default)s; 0 = none)",
-    )
-    t.add_argument(
-        "--bigram-min-gain",
-        type=float,
-        default=defaults_t.bigram_min_gain,
-        help="share of the validation log-loss the word-pair term must save to be kept "
-        "(default %(default)s)",
-    )
-    t.add_argument(
-        "--no-refit",
-        action="store_true",
-        help="ship the model trained on the training split alone instead of retraining on "
-        "training + validation for the epoch count validation chose",
-    )
-    t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
-    t.add_argument("--seed", type=int, default=defaults_t.seed)
-    t.add_argument(
-        "--threads",
-        type=int,
-        default=defaults_t.threads,
-        help="torch CPU threads (default %(default)s: fastest for this narrow model "
-        "and robust on a busy machine)",
-    )
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_options(t, TrainConfig, also=DataConfig)
+    t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.set_defaults(func=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
+    require("train", "train")
     from textclf.metrics import format_report  # lazy: torch loads only when needed
     from textclf.pipeline import train_artifact
 
@@ -203,34 +122,151 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _run_config(args: argparse.Namespace) -> RunConfig:
-    min_df = int(args.min_df) if args.min_df >= 1 else args.min_df
-    features = FeatureConfig(
-        ngram_range=(1, args.ngram_max),
-        min_df=min_df,
-        max_df=args.max_df,
-        max_features=args.max_features or None,
-        sublinear_tf=not args.no_sublinear_tf,
-        stop_words=args.stop_words,
-        subject_weight=args.subject_weight,
-        bigram_min_df=args.bigram_min_df,
+    return RunConfig(
+        data=_data_config(args),
+        features=_config(FeatureConfig, args),
+        train=_config(TrainConfig, args),
+        name=args.name,
     )
-    train = TrainConfig(
-        hidden=_ints(args.hidden, "--hidden"),
-        dropout=args.dropout,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing,
-        patience=args.patience,
-        naive_bayes_alpha=args.naive_bayes_alpha,
-        refit=not args.no_refit,
-        bigram_min_gain=args.bigram_min_gain,
-        device=args.device,
-        seed=args.seed,
-        threads=args.threads,
-    )
-    return RunConfig(data=_data_config(args), features=features, train=train, name=args.name)
+
+
+def _one_to(text: str) -> tuple[int, int]:
+    try:
+        return 1, int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+
+
+# --- flags derived from the config dataclasses -------------------------------------------------
+
+
+def _add_options(
+    group: Any,
+    cls: type[Any],
+    *,
+    only: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    also: type[Any] | None = None,
+    suppress: bool = False,
+) -> None:
+    """One flag per field of config `cls` (all, `only` some, less `skip`), typed from its
+    annotation, documented from its metadata (and from the field of the same name in `also`,
+    which the flag sets too). With `suppress`, flags not given stay out of the namespace, so a
+    command can tell "not given" from "given the default"."""
+    hints = get_type_hints(cls)
+    shared = {f.name: f for f in dataclasses.fields(also)} if also else {}
+    for f in dataclasses.fields(cls):
+        if (only and f.name not in only) or f.name in skip:
+            continue
+        default = argparse.SUPPRESS if suppress else f.default
+        text = _help(f) + (f"; {_help(shared[f.name])}" if f.name in shared else "")
+        action = group.add_argument(
+            _flag(f.name), dest=f.name, default=default, help=text, **_typed(f, hints[f.name])
+        )
+        shown = _shown(f, hints[f.name])
+        if shown is not None and "(default:" not in action.help:  # BooleanOptionalAction adds it
+            action.help += f" (default: {shown})"
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _typed(f: dataclasses.Field[Any], hint: Any) -> dict[str, Any]:
+    """argparse's type, nargs, choices or action for a field, read off its annotation."""
+    base, optional = _without_none(hint)
+    meta, kw = f.metadata, {"metavar": f.metadata.get("metavar")}
+    if base is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if get_origin(base) is Literal:
+        return {"choices": get_args(base)}
+    if get_origin(base) is tuple:
+        items = get_args(base)
+        if items[-1] is Ellipsis:  # comma-separated, parsed by _value (errors name the flag)
+            return kw
+        return {**kw, "nargs": len(items), "type": items[0]}
+    convert: Callable[[str], Any] = _count_or_fraction if base == int | float else base
+    if optional and "none" in meta:
+        convert = _or_none(convert)
+    if "choices" in meta:
+        choices = (*meta["choices"], *([None] if optional else []))
+        kw = {"choices": choices, "metavar": "{" + ",".join(map(_shown_value, choices)) + "}"}
+    return {**kw, "type": convert}
+
+
+def _help(f: dataclasses.Field[Any]) -> str:
+    text: str = f.metadata["help"]
+    if "choices" in f.metadata and isinstance(f.default, tuple):  # argparse checks no list
+        text += f" ({', '.join(f.metadata['choices'])})"
+    if "none" in f.metadata:
+        text += f"; none: {f.metadata['none']}"
+    return text.replace("%", "%%")
+
+
+def _shown(f: dataclasses.Field[Any], hint: Any) -> str | None:
+    """The default as a user would type it; None where the help says what no value means."""
+    if f.default is None and "none" not in f.metadata:
+        return None
+    if f.default == ():
+        return "nothing"
+    if isinstance(f.default, tuple):
+        listed = get_args(_without_none(hint)[0])[-1] is Ellipsis
+        return ("," if listed else " ").join(map(str, f.default))
+    return _shown_value(f.default)
+
+
+def _shown_value(value: Any) -> str:
+    return "none" if value is None else str(value)
+
+
+def _without_none(hint: Any) -> tuple[Any, bool]:
+    """`X | None` -> (X, True); anything else -> (it, False)."""
+    args = get_args(hint)
+    if get_origin(hint) in (Union, UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else hint), True
+    return hint, False
+
+
+def _count_or_fraction(text: str) -> int | float:
+    value = float(text)
+    return int(value) if value >= 1 else value
+
+
+def _or_none(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        return None if text.lower() == "none" else convert(text)
+
+    parse.__name__ = getattr(convert, "__name__", "value")  # argparse names it in errors
+    return parse
+
+
+def _config(cls: type[Any], args: argparse.Namespace, **overrides: Any) -> Any:
+    """Config `cls` from the flags in `args` (the dataclass defaults for those not there)."""
+    hints = get_type_hints(cls)
+    values = {
+        f.name: _value(f, hints[f.name], getattr(args, f.name))
+        for f in dataclasses.fields(cls)
+        if hasattr(args, f.name)
+    }
+    return cls(**{**values, **overrides})
+
+
+def _value(f: dataclasses.Field[Any], hint: Any, raw: Any) -> Any:
+    """A parsed flag as the field's type: nargs lists as tuples, comma lists split."""
+    base, optional = _without_none(hint)
+    if isinstance(raw, list):
+        return tuple(raw)
+    if get_origin(base) is not tuple or not isinstance(raw, str):
+        return raw
+    item = get_args(base)[0]
+    try:
+        parts = tuple(item(part) for part in _csv(raw))
+    except ValueError:
+        raise TextclfError(
+            f"{_flag(f.name)} takes comma-separated {item.__name__} values, got {raw!r}"
+        ) from None
+    return None if optional and not parts else parts
 
 
 class _Stop:
@@ -278,12 +314,14 @@ def _add_evaluate(sub: Any) -> None:
         "With no data options, the data recorded in the artifact.",
     )
     p.add_argument("model", type=Path, help="artifact folder")
-    _add_data_options(p)
+    group = p.add_argument_group(DATA_GROUP)
+    _add_options(group, DataConfig, only=(*DATA_FLAGS, "archive"), suppress=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    require("train", "evaluate")
     from textclf.data import load_test
     from textclf.metrics import classification_report, format_report
     from textclf.predictor import load
@@ -305,7 +343,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _evaluation_data(args: argparse.Namespace, manifest: dict[str, Any]) -> DataConfig:
     """Flags if any data option was given, else the data recorded when the model was trained."""
-    if any(getattr(args, name) is not None for name in DATA_FLAGS):
+    if any(hasattr(args, name) for name in DATA_FLAGS):
         return _data_config(args)
     recorded = dict(manifest.get("training_config", {}).get("data", {}))
     if not recorded:
@@ -339,6 +377,7 @@ def _add_predict(sub: Any) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    require("train", "predict")
     from textclf.predictor import load
 
     if args.top_k < 1:
@@ -384,56 +423,14 @@ def _chunks(items: Sequence[str] | Iterator[str], size: int) -> Iterator[list[st
 # --- shared data options ------------------------------------------------------------------------
 
 
-def _add_data_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data (default: 20 Newsgroups, bydate split)")
-    g.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        help="your own labelled data: CSV, TSV, JSON Lines, or a folder of label sub-folders",
-    )
-    g.add_argument(
-        "--test-data",
-        type=Path,
-        default=None,
-        help="separate test file (default: a stratified hold-out of --data)",
-    )
-    g.add_argument("--text-column", default=None, help="text column/field (default: text)")
-    g.add_argument("--label-column", default=None, help="label column/field (default: label)")
-    g.add_argument(
-        "--categories",
-        default=None,
-        help="20 Newsgroups categories, comma-separated (e.g. sci.space,comp.graphics)",
-    )
-    g.add_argument(
-        "--remove",
-        default=None,
-        help=f"strip parts of 20 Newsgroups posts: {','.join(REMOVABLE_PARTS)}",
-    )
-    g.add_argument(
-        "--archive",
-        type=Path,
-        default=None,
-        help=f"local 20news-bydate.tar.gz or its extracted folder (env {ARCHIVE_ENV})",
-    )
-
-
 def _data_config(args: argparse.Namespace) -> DataConfig:
-    defaults = DataConfig()
-    return DataConfig(
-        data=args.data,
-        test_data=args.test_data,
-        text_column=args.text_column or defaults.text_column,
-        label_column=args.label_column or defaults.label_column,
-        categories=tuple(_csv(args.categories)) if args.categories else None,
-        remove=tuple(_csv(args.remove)) if args.remove else (),
-        archive=_archive(args),
-        seed=getattr(args, "seed", defaults.seed),
-    )
+    data: DataConfig = _config(DataConfig, args, archive=_archive(args))
+    return data
 
 
 def _archive(args: argparse.Namespace) -> Path | None:
-    if args.archive is not None:
+    """--archive, else the environment: the one setting read from outside the flags."""
+    if getattr(args, "archive", None) is not None:
         return Path(args.archive)
     env = os.environ.get(ARCHIVE_ENV)
     return Path(env) if env else None
@@ -441,10 +438,3 @@ def _archive(args: argparse.Namespace) -> Path | None:
 
 def _csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
-
-
-def _ints(value: str, flag: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in _csv(value))
-    except ValueError:
-        raise TextclfError(f"{flag} takes comma-separated integers, got {value!r}") from None

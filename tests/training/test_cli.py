@@ -405,7 +405,7 @@ def test_existing_out_is_refused_without_overwrite(old_artifact: Path, env: dict
 
 class _StderrWatcher:
     """Collects a child's stderr on a thread, so the test can wait for a phrase without blocking
-    (tqdm redraws its bar with carriage returns, not newlines)."""
+    on a line that has not ended yet."""
 
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stderr is not None
@@ -469,7 +469,9 @@ def test_interrupted_training_writes_nothing(
 ) -> None:
     before = _snapshot(old_artifact)
     watcher = _StderrWatcher(train_process)
-    watcher.wait_for("epoch 1", train_process, limit=240)  # data loaded, features built
+    # The first epoch's line (stderr is a pipe: no bars, one line per epoch), so the signal
+    # lands mid-training.
+    watcher.wait_for("epoch  1  loss", train_process, limit=240)
 
     train_process.send_signal(signum)
     assert train_process.wait(timeout=120) == 130
@@ -543,3 +545,154 @@ def test_every_training_flag_reaches_the_recorded_config() -> None:
     assert (train.hidden, train.dropout, train.epochs, train.batch_size) == ((64, 32), 0.3, 7, 64)
     assert (train.lr, train.weight_decay, train.label_smoothing) == (0.002, 0.05, 0.1)
     assert (train.patience, train.seed, train.threads, train.device) == (2, 5, 2, "cpu")
+
+
+def _args(*flags: str) -> Any:
+    from training.cli import build_parser
+
+    return build_parser().parse_args(["train", "--out", "m", *flags])
+
+
+# Every config field, a flag setting it to something other than its default, and the value the
+# config must then hold. Coverage is checked below: a new field must be added here.
+EVERY_FIELD: dict[str, tuple[list[str], Any]] = {
+    "data": (["--data", "d.csv"], Path("d.csv")),
+    "test_data": (["--test-data", "t.csv"], Path("t.csv")),
+    "text_column": (["--text-column", "body"], "body"),
+    "label_column": (["--label-column", "topic"], "topic"),
+    "categories": (["--categories", "a.b, c.d"], ("a.b", "c.d")),
+    "remove": (["--remove", "headers,quotes"], ("headers", "quotes")),
+    "archive": (["--archive", "news.tar.gz"], Path("news.tar.gz")),
+    "test_size": (["--test-size", "0.3"], 0.3),
+    "val_size": (["--val-size", "0.15"], 0.15),
+    "seed": (["--seed", "5"], 5),  # DataConfig's and TrainConfig's alike
+    "ngram_range": (["--ngram-range", "1", "3"], (1, 3)),
+    "min_df": (["--min-df", "0.01"], 0.01),
+    "max_df": (["--max-df", "0.4"], 0.4),
+    "max_features": (["--max-features", "1000"], 1000),
+    "sublinear_tf": (["--no-sublinear-tf"], False),
+    "lowercase": (["--no-lowercase"], False),
+    "stop_words": (["--stop-words", "english"], "english"),
+    "subject_weight": (["--subject-weight", "0.25"], 0.25),
+    "subject_ngram_range": (["--subject-ngram-range", "1", "1"], (1, 1)),
+    "bigram_min_df": (["--bigram-min-df", "4"], 4),
+    "hidden": (["--hidden", "64,32"], (64, 32)),
+    "dropout": (["--dropout", "0.3"], 0.3),
+    "epochs": (["--epochs", "7"], 7),
+    "batch_size": (["--batch-size", "64"], 64),
+    "lr": (["--lr", "0.002"], 0.002),
+    "first_layer_lr": (["--first-layer-lr", "0.01"], 0.01),
+    "weight_decay": (["--weight-decay", "0.05"], 0.05),
+    "label_smoothing": (["--label-smoothing", "0.1"], 0.1),
+    "patience": (["--patience", "2"], 2),
+    "naive_bayes_alpha": (["--naive-bayes-alpha", "0.5"], 0.5),
+    "bigram_min_gain": (["--bigram-min-gain", "0.02"], 0.02),
+    "refit": (["--no-refit"], False),
+    "device": (["--device", "cpu"], "cpu"),
+    "threads": (["--threads", "2"], 2),
+}
+
+
+def test_every_config_field_has_a_flag_that_reaches_the_config() -> None:
+    from dataclasses import asdict, fields
+
+    from textclf.config import DataConfig, FeatureConfig, TrainConfig
+    from training.cli import _run_config
+
+    names = {f.name for cls in (DataConfig, FeatureConfig, TrainConfig) for f in fields(cls)}
+    assert set(EVERY_FIELD) == names
+    config = _run_config(_args(*(flag for flags, _ in EVERY_FIELD.values() for flag in flags)))
+    recorded = {**asdict(config.data), **asdict(config.features), **asdict(config.train)}
+    assert config.data.seed == config.train.seed
+    for name, (_, expected) in EVERY_FIELD.items():
+        assert recorded[name] == expected, name
+
+
+@pytest.mark.parametrize(
+    ("flags", "section", "name", "expected"),
+    [
+        (["--max-features", "none"], "features", "max_features", None),
+        (["--max-features", "0"], "features", "max_features", None),  # 0 = all, as ever
+        (["--stop-words", "none"], "features", "stop_words", None),
+        (["--threads", "None"], "train", "threads", None),
+        (["--first-layer-lr", "none"], "train", "first_layer_lr", None),
+        (["--min-df", "3"], "features", "min_df", 3),  # a count, not 3.0
+        (["--min-df", "1.0"], "features", "min_df", 1),
+        (["--ngram-max", "2"], "features", "ngram_range", (1, 2)),  # the older flag
+        (["--hidden", "64", "--hidden", "8,8"], "train", "hidden", (8, 8)),
+    ],
+)
+def test_flag_spellings(flags: list[str], section: str, name: str, expected: Any) -> None:
+    from training.cli import _run_config
+
+    value = getattr(getattr(_run_config(_args(*flags)), section), name)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--stop-words", "french"], ["--device", "tpu"], ["--ngram-range", "1"], ["--epochs", "x"]],
+)
+def test_bad_flag_values_are_usage_errors(
+    flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        _args(*flags)
+    assert exit_.value.code == 2
+    assert flags[0] in capsys.readouterr().err
+
+
+def test_evaluate_tells_given_data_flags_from_defaults() -> None:
+    from training.cli import _evaluation_data, build_parser
+
+    recorded = {"training_config": {"data": {"data": "train.csv", "text_column": "body"}}}
+    args = build_parser().parse_args(["evaluate", "m"])
+    assert _evaluation_data(args, recorded).text_column == "body"
+    args = build_parser().parse_args(["evaluate", "m", "--text-column", "text"])
+    config = _evaluation_data(args, recorded)
+    assert (config.data, config.text_column) == (None, "text")
+
+
+# Python run with the training extra's modules made unimportable, as on `pip install textclf`.
+WITHOUT_TRAIN_EXTRA = """
+import sys
+for name in ("torch", "numpy", "scipy", "sklearn", "safetensors", "tqdm", "matplotlib"):
+    sys.modules[name] = None  # import fails; importlib.util.find_spec says None
+from training.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _without_train_extra(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_TRAIN_EXTRA, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["evaluate", "--help"]])
+def test_help_needs_no_training_extra(args: list[str], tmp_path: Path) -> None:
+    result = _ok(_without_train_extra(*args, cwd=tmp_path))
+    assert result.stdout.startswith("usage: textclf")
+
+
+@pytest.mark.parametrize(
+    ("command", "args"),
+    [
+        ("train", ["--out", "M", "--epochs", "1"]),
+        ("evaluate", ["M"]),
+        ("predict", ["M", "text"]),
+    ],
+)
+def test_missing_training_extra_is_one_line(command: str, args: list[str], tmp_path: Path) -> None:
+    result = _without_train_extra(command, *args, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"textclf {command}: needs the 'train' extra")
+    assert "pip install 'textclf[train]'" in line
+    assert not (tmp_path / "M").exists()
