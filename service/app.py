@@ -8,35 +8,33 @@ loader's message.
 
 from __future__ import annotations
 
-import gc
 import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import textclf
 from service.auth import APIKeyMiddleware
+from service.batcher import Batcher
 from service.errors import install_error_handlers
-from service.inference import ModelHolder, load_predictor, release
-from service.lanes import Lanes
+from service.holder import ModelHolder, load_scorer
 from service.metrics import Metrics, MetricsMiddleware
-from service.reload import Reloader
-from service.reload import router as admin_router
+from service.openapi import install_openapi
+from service.reload import Reloader, admin_routes
 from service.routes import router
+from service.scoring import Scorer
 from service.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    from service.inference import Served
+from textclf.schemas import limited_predict_request
 
 logger = logging.getLogger("textclf.service")
 
 
-def create_app(settings: Settings | None = None, *, predictor: Served | None = None) -> FastAPI:
-    """A ready-to-serve app. Pass `predictor` to serve a model already loaded (the CLI does, after
+def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None) -> FastAPI:
+    """A ready-to-serve app. Pass `scorer` to serve a model already loaded (the CLI does, after
     checking it loads); otherwise the lifespan loads `settings.model_path`."""
     settings = settings if settings is not None else get_settings()
     metrics = Metrics()
@@ -44,23 +42,20 @@ def create_app(settings: Settings | None = None, *, predictor: Served | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            loaded = predictor if predictor is not None else load_predictor(settings)
+            loaded = scorer if scorer is not None else load_scorer(settings)
         except Exception as exc:
             logger.error("cannot load the model from %s: %s", settings.model_path, exc)
             raise
+        await loaded.start()
         holder = ModelHolder(loaded)
-        batcher = Lanes(
+        batcher = Batcher(
             holder,
+            # Waiting for a fuller batch pays only where the model shares the GIL with the loop.
+            max_wait_s=settings.batch_wait_ms / 1000 if loaded.kind == "thread" else 0.0,
             max_batch_texts=settings.max_batch_texts,
-            max_wait_s=settings.batch_wait_ms / 1000,
             on_batch=metrics.observe_batch,
         )
         metrics.set_model(loaded.ref)
-        # torch, scikit-learn and FastAPI leave ~260k long-lived objects; every full collection
-        # walked them all (140-180 ms pauses, the p99 tail under load). Freezing moves them out
-        # of the collector's sight; only what requests allocate is collected from here on.
-        gc.collect()
-        gc.freeze()
         reloader = Reloader(settings, holder, metrics)
         app.state.model, app.state.batcher, app.state.reloader = holder, batcher, reloader
         reloader.install_sighup()  # per process: each worker reloads its own model
@@ -71,18 +66,22 @@ def create_app(settings: Settings | None = None, *, predictor: Served | None = N
             reloader.remove_sighup()
             del app.state.model, app.state.batcher, app.state.reloader
             await batcher.aclose()
-            release(holder.predictor, wait=True)
+            holder.scorer.close(wait=True)
 
     app = FastAPI(
         title="textclf",
         version=textclf.__version__,
         summary="Text classification: TF-IDF + PyTorch MLP.",
         lifespan=lifespan,
-        routes=[*router.routes, *admin_router.routes],
+        routes=[*router.routes, *admin_routes(documented=settings.api_key is not None)],
         **_telemetry(settings.opentelemetry),
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.predict_request = limited_predict_request(
+        max_texts=settings.max_texts, max_text_chars=settings.max_text_chars
+    )
+    install_openapi(app, settings, [app.state.predict_request])
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(

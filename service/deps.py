@@ -4,10 +4,11 @@ All are `async def`: FastAPI runs plain `def` dependencies in a thread pool, whi
 thread hop per dependency per request.
 
 The prediction body is read and validated here, by `read_predict_request`, rather than by a
-FastAPI body parameter: the limits depend on settings and on the loaded model (`max_texts`,
-`max_text_chars`, `top_k` up to the number of labels), the body must be size-limited while it
-streams in, and the content type must be checked (FastAPI would treat a form post as raw bytes).
-`model_validate_json` on the raw bytes is also faster than `json.loads` followed by validation.
+FastAPI body parameter: the body must be size-limited while it streams in, and the content type
+must be checked (FastAPI would treat a form post as raw bytes). It is validated by the app's
+`PredictRequest` model, which carries the settings' limits and is the one the OpenAPI document
+describes (`service.app`). `model_validate_json` on the raw bytes is also faster than
+`json.loads` followed by validation.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from pydantic import ValidationError
 
+from service.batcher import Batcher
 from service.errors import (
     InvalidRequest,
     NotReady,
@@ -27,8 +29,7 @@ from service.errors import (
     summarize,
     validation_problems,
 )
-from service.inference import ModelHolder
-from service.lanes import Lanes
+from service.holder import ModelHolder
 from service.metrics import Metrics
 from service.settings import Settings
 from textclf.schemas import PredictRequest
@@ -48,8 +49,8 @@ async def _model(request: Request) -> ModelHolder:
     return holder
 
 
-async def _batcher(request: Request) -> Lanes:
-    batcher: Lanes | None = getattr(request.app.state, "batcher", None)
+async def _batcher(request: Request) -> Batcher:
+    batcher: Batcher | None = getattr(request.app.state, "batcher", None)
     if batcher is None:
         raise NotReady("the model is not loaded yet; retry shortly")
     return batcher
@@ -62,7 +63,7 @@ async def _metrics(request: Request) -> Metrics:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ModelDep = Annotated[ModelHolder, Depends(_model)]
-BatcherDep = Annotated[Lanes, Depends(_batcher)]
+BatcherDep = Annotated[Batcher, Depends(_batcher)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 
 
@@ -74,8 +75,7 @@ async def read_predict_request(request: Request) -> PredictRequest:
     """
     state = request.app.state
     settings: Settings = state.settings
-    holder: ModelHolder | None = getattr(state, "model", None)
-    if holder is None:
+    if getattr(state, "model", None) is None:
         raise NotReady("the model is not loaded yet; retry shortly")
     _require_json(request.headers.get("content-type"))
     try:
@@ -86,16 +86,33 @@ async def read_predict_request(request: Request) -> PredictRequest:
             f"the request body did not arrive within {settings.body_timeout_s:g}s; "
             "send it at once, or send less"
         ) from None
+    model: type[PredictRequest] = state.predict_request
     try:
-        parsed = PredictRequest.model_validate_json(body)
+        return model.model_validate_json(body)
     except ValidationError as exc:
-        problems = validation_problems(exc.errors(include_url=False))
+        problems = [_explained(e) for e in exc.errors(include_url=False)]
         shape_wrong = any(p["type"] in ("json_invalid", "model_type") for p in problems)
         raise InvalidRequest(
             summarize(problems) + (f"; {_EXAMPLE}" if shape_wrong else ""), errors=problems
         ) from None
-    _check_limits(parsed, settings, n_labels=len(holder.predictor.labels))
-    return parsed
+
+
+def _explained(error: Any) -> dict[str, Any]:
+    """A validation problem, with the limits' messages saying how to get under them."""
+    (problem,) = validation_problems([error])
+    limit = error.get("ctx", {}).get("max_length")
+    if problem["type"] == "too_long" and problem["loc"] == ["texts"]:
+        problem["type"] = "too_many_texts"
+        problem["msg"] = (
+            f"at most {limit} texts per request, got {error['ctx'].get('actual_length')}; "
+            "split them over several requests"
+        )
+    elif problem["type"] == "string_too_long" and problem["loc"][:1] == ["texts"]:
+        problem["type"] = "text_too_long"
+        problem["msg"] = (
+            f"text is {len(error['input'])} characters long, the limit is {limit}; shorten it"
+        )
+    return problem
 
 
 def _require_json(content_type: str | None) -> None:
@@ -132,37 +149,3 @@ def _too_large(limit: int, why: str) -> PayloadTooLarge:
         f"request body is larger than the {limit}-byte limit ({why}); "
         "send fewer or shorter texts per request"
     )
-
-
-def _check_limits(request: PredictRequest, settings: Settings, *, n_labels: int) -> None:
-    problems: list[dict[str, Any]] = []
-    if len(request.texts) > settings.max_texts:
-        problems.append(
-            {
-                "loc": ["texts"],
-                "msg": f"at most {settings.max_texts} texts per request, got "
-                f"{len(request.texts)}; split them over several requests",
-                "type": "too_many_texts",
-            }
-        )
-    for i, text in enumerate(request.texts):
-        if len(text) > settings.max_text_chars:
-            problems.append(
-                {
-                    "loc": ["texts", i],
-                    "msg": f"text is {len(text)} characters long, the limit is "
-                    f"{settings.max_text_chars}; shorten it",
-                    "type": "text_too_long",
-                }
-            )
-    if request.top_k > n_labels:
-        problems.append(
-            {
-                "loc": ["top_k"],
-                "msg": f"must be between 1 and {n_labels} (the model's number of labels), "
-                f"got {request.top_k}",
-                "type": "top_k_too_large",
-            }
-        )
-    if problems:
-        raise InvalidRequest(summarize(problems), errors=problems)

@@ -21,10 +21,12 @@ import signal
 from pathlib import Path
 
 from fastapi import APIRouter, Request
+from starlette.routing import BaseRoute
 
 import textclf
-from service.errors import Forbidden, NotReady, ReloadFailed, ServiceError, documented
-from service.inference import ModelHolder, load_predictor, release, scorer_of
+from service.errors import Forbidden, NotReady, ReloadFailed, ServiceError
+from service.errors import documented as documented_errors
+from service.holder import ModelHolder, load_scorer
 from service.metrics import Metrics
 from service.settings import Settings
 from textclf.schemas import ModelRef, ReloadResponse
@@ -50,12 +52,13 @@ class Reloader:
     async def reload(self) -> ReloadResponse:
         """Swap in the model now at the configured path; raises `ReloadFailed` if it is broken."""
         async with self._lock:
-            previous = self._holder.predictor.ref
+            previous = self._holder.scorer.ref
             path = self._settings.model_path
             try:
-                predictor = await asyncio.to_thread(
-                    load_predictor, self._settings, scorer=scorer_of(self._holder.predictor)
+                scorer = await asyncio.to_thread(
+                    load_scorer, self._settings, kind=self._holder.scorer.kind
                 )
+                await scorer.start()
             except textclf.ArtifactError as exc:
                 logger.error("reload refused, still serving %s: %s", _describe(previous), exc)
                 raise ReloadFailed(
@@ -68,10 +71,10 @@ class Reloader:
                     "loading the model failed unexpectedly, so the old one keeps serving "
                     f"({_describe(previous)}); see the server log"
                 ) from None
-            release(self._holder.swap(predictor))
-            self._metrics.set_model(predictor.ref)
-            logger.info("reloaded: %s, was %s", _describe(predictor.ref), _describe(previous))
-            return ReloadResponse(previous=previous, current=predictor.ref)
+            self._holder.swap(scorer).close()  # once the batches it is running are answered
+            self._metrics.set_model(scorer.ref)
+            logger.info("reloaded: %s, was %s", _describe(scorer.ref), _describe(previous))
+            return ReloadResponse(previous=previous, current=scorer.ref)
 
     def install_sighup(self) -> bool:
         """Reload on SIGHUP. Only the main thread of a process can take signals: returns False
@@ -112,23 +115,30 @@ def _without_folder(message: str, folder: Path) -> str:
     return message
 
 
-router = APIRouter()
+def admin_routes(*, documented: bool) -> list[BaseRoute]:
+    """The admin routes. Without an API key reloading over HTTP is off: the route still answers
+    (403, saying how to turn it on) but is left out of the OpenAPI document (`documented`), which
+    describes only what a client can do."""
+    router = APIRouter()
+    router.add_api_route(
+        "/v1/admin/reload",
+        reload_model,
+        methods=["POST"],
+        tags=["operations"],
+        response_model=ReloadResponse,
+        responses=documented_errors(
+            {
+                401: "Missing or wrong API key.",
+                409: "The new model is broken and was refused; the old one keeps serving.",
+                503: "Model not loaded yet or shutting down; retry.",
+            }
+        ),
+        summary="Reload the model from disk",
+        include_in_schema=documented,
+    )
+    return list(router.routes)
 
 
-@router.post(
-    "/v1/admin/reload",
-    tags=["operations"],
-    response_model=ReloadResponse,
-    responses=documented(
-        {
-            401: "Missing or wrong API key.",
-            403: "Reloading is off: the server has no API key.",
-            409: "The new model is broken and was refused; the old one keeps serving.",
-            503: "Model not loaded yet or shutting down; retry.",
-        }
-    ),
-    summary="Reload the model from disk",
-)
 async def reload_model(request: Request) -> ReloadResponse:
     """Load the model folder the server was started with again, and serve it from the next
     batch on. Returns the model served before and the one served now."""

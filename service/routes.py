@@ -7,7 +7,9 @@ declared so the OpenAPI document describes them.
 `POST /v1/predict` is a `DirectRoute`: FastAPI calls it with the bare `Request`, without its
 per-request handler (dependency solving, content-type sniffing, per-operation telemetry), which
 took ~18 us per one-text request (under load, the worker's CPU per request went from ~105 to
-~82 us). Its body is read and validated by `deps.read_predict_request`, with the same errors.
+~82 us). Its body is read and validated by `deps.read_predict_request`, with the same errors,
+against the app's `PredictRequest` model; the OpenAPI document's request body refers to that
+model's component, which the app generates from it (`service.app`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from fastapi.routing import APIRoute
 from service.deps import BatcherDep, MetricsDep, ModelDep, SettingsDep, read_predict_request
 from service.errors import NotReady, documented
 from service.metrics import CONTENT_TYPE
-from textclf.schemas import Health, ModelInfo, PredictRequest, PredictResponse
+from textclf.schemas import Health, ModelInfo, PredictResponse
 
 logger = logging.getLogger("textclf.service")
 
@@ -70,7 +72,9 @@ async def predict(request: Request) -> Response:
     # The hot path takes no FastAPI dependencies (see deps.read_predict_request).
     question = await read_predict_request(request)
     state = request.app.state
-    result = await state.batcher.predict(question.texts, question.top_k)
+    # A top_k above the number of labels asks for all of them (as the schema documents).
+    top_k = min(question.top_k, len(state.model.scorer.labels))
+    result = await state.batcher.predict(question.texts, top_k)
     state.metrics.observe_labels(result.labels)
     # A `PredictResponse`, assembled from its parts' JSON (the predictions come serialised).
     model = result.model.model_dump_json().encode()
@@ -90,7 +94,7 @@ router.add_api_route(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {_JSON: {"schema": PredictRequest.model_json_schema()}},
+            "content": {_JSON: {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
         }
     },
 )
@@ -105,7 +109,7 @@ router.add_api_route(
 )
 async def model_info(model: ModelDep) -> Response:
     """Name, version (content hash), labels, training metrics and configuration."""
-    return Response(model.predictor.info.model_dump_json(), media_type=_JSON)
+    return Response(model.scorer.info.model_dump_json(), media_type=_JSON)
 
 
 @router.get("/healthz", tags=_OPS, response_model=Health, summary="Liveness")

@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
-Scorer = Literal["process", "thread"]
+ScorerKind = Literal["process", "thread"]
 
 
 class Settings(BaseSettings):
@@ -25,7 +25,7 @@ class Settings(BaseSettings):
 
     model_path: Path = Field(description="Model folder written by `textclf train`.")
     device: str = Field(default="cpu", description="Where inference runs: cpu, cuda, mps.")
-    scorer: Scorer = Field(
+    scorer: ScorerKind = Field(
         default="process",
         description="Where each worker runs the model: `process`, a child process of its own, so "
         "the model's work runs beside the event loop instead of taking turns with it under the "

@@ -19,8 +19,6 @@ from typing import Any, Self
 import uvicorn
 from starlette.types import ASGIApp
 
-from service.protocol import CoalescingHttpToolsProtocol
-
 
 class LiveServer:
     """A uvicorn server on `host:port` (port 0 picks a free one) in a daemon thread."""
@@ -31,14 +29,8 @@ class LiveServer:
         self.app = app
         self.host = host
         self.port = port
-        # log_config=None leaves the process's logging alone (pytest's caplog keeps working);
-        # the HTTP protocol is the one `textclf serve` runs.
-        self._config = {
-            "log_config": None,
-            "log_level": "warning",
-            "http": CoalescingHttpToolsProtocol,
-            **config,
-        }
+        # log_config=None leaves the process's logging alone (pytest's caplog keeps working).
+        self._config = {"log_config": None, "log_level": "warning", **config}
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 

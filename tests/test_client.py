@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from service.app import create_app
+from service.scoring import ThreadScorer
 from service.settings import Settings
 from service.testing import LiveServer
 from textclf.client import (
@@ -43,7 +44,7 @@ def settings(trained_model_dir: Path) -> Settings:
 
 @pytest.fixture(scope="module")
 def server(settings: Settings, predictor: Predictor) -> Iterator[LiveServer]:
-    with LiveServer(create_app(settings, predictor=predictor)) as live:
+    with LiveServer(create_app(settings, scorer=ThreadScorer(predictor))) as live:
         yield live
 
 
@@ -90,14 +91,14 @@ def test_model_info_health_and_ready(client: Client, predictor: Predictor) -> No
 
 def test_server_errors_carry_the_servers_message(client: Client) -> None:
     with pytest.raises(APIError) as info:
-        client.predict(TEXTS, top_k=99)
+        client.predict(TEXTS, top_k=0)
 
     error = info.value
     assert not isinstance(error, AuthenticationError)
     assert (error.status_code, error.type) == (422, "validation_error")
-    assert "top_k: must be between 1 and 3" in error.message
+    assert "top_k: Input should be greater than or equal to 1" in error.message
     assert error.errors[0]["loc"] == ["top_k"]
-    assert "top_k: must be between" in str(error)
+    assert "top_k: Input should be greater" in str(error)
 
 
 def test_too_many_texts_says_how_many_are_allowed(client: Client) -> None:
@@ -148,8 +149,8 @@ def test_rides_through_a_server_restart(settings: Settings, predictor: Predictor
                 down.set()
                 raise
 
-    first = LiveServer(create_app(settings, predictor=predictor)).start()
-    second = LiveServer(create_app(settings, predictor=predictor), port=first.port)
+    first = LiveServer(create_app(settings, scorer=ThreadScorer(predictor))).start()
+    second = LiveServer(create_app(settings, scorer=ThreadScorer(predictor)), port=first.port)
 
     def restart_once_a_call_has_failed() -> None:
         down.wait()

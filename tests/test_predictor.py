@@ -289,38 +289,6 @@ def test_any_list_keeps_its_order(predictor: Predictor, texts: list[str]) -> Non
     assert np.allclose(reversed_probs[::-1], probs, atol=1e-6)
 
 
-# --- the service's JSON path --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("blocks", [[(5, 1)], [(2, 1), (0, 2), (3, 20)], [(1, 3)] * 5])
-def test_json_blocks_equal_the_typed_predictions(
-    predictor: Predictor, blocks: list[tuple[int, int]]
-) -> None:
-    texts = [SPACE, BASEBALL, GRAPHICS, "", "naïve café 🚀"]
-    probs = predictor.predict_proba(texts)
-    start = 0
-    for (rows, top_k), (labels, body) in zip(
-        blocks, predictor.to_json_blocks(probs, blocks), strict=True
-    ):
-        expected = predictor.to_predictions(probs[start : start + rows], top_k)
-        assert json.loads(body) == [p.model_dump() for p in expected]
-        assert labels == [p.label for p in expected]
-        start += rows
-
-
-def test_json_blocks_must_cover_the_rows(predictor: Predictor) -> None:
-    probs = predictor.predict_proba([SPACE, BASEBALL])
-    with pytest.raises(ValueError, match="cover 3 rows, not 2"):
-        predictor.to_json_blocks(probs, [(1, 1), (2, 1)])
-
-
-def test_non_finite_scores_are_refused_not_serialised(predictor: Predictor) -> None:
-    probs = predictor.predict_proba([SPACE])
-    probs[0, 0] = np.nan
-    with pytest.raises(ValueError, match="non-finite"):
-        predictor.to_json(probs, 1)
-
-
 # --- collection paused while building results --------------------------------------------------
 
 

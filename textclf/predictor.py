@@ -8,7 +8,6 @@ state, so one predictor can serve many threads at once.
 from __future__ import annotations
 
 import gc
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -83,22 +82,6 @@ class Predictor:
         """Typed results from a probability matrix (shared with the service's batched path)."""
         return to_predictions(probs, self.labels, top_k)
 
-    def to_json(self, probs: np.ndarray, top_k: int) -> tuple[list[str], bytes]:
-        """`to_predictions` serialised straight to the JSON array a `PredictResponse` carries,
-        with each text's top label (the service's hot path: no objects built in between)."""
-        return self.to_json_blocks(probs, [(len(probs), top_k)])[0]
-
-    def to_json_blocks(
-        self, probs: np.ndarray, blocks: Sequence[tuple[int, int]]
-    ) -> list[tuple[list[str], bytes]]:
-        """`to_json` for consecutive blocks of rows, given as (rows, top_k): one batch scored for
-        several requests is checked and ranked once, not once per request."""
-        return predictions_json(probs, self._quoted_labels, self.labels, blocks)
-
-    @cached_property
-    def _quoted_labels(self) -> list[str]:
-        return [json.dumps(label) for label in self.labels]
-
     @torch.inference_mode()
     def _proba_batch(self, texts: list[str]) -> np.ndarray:
         features = self._vectorizer.encode(texts)
@@ -150,37 +133,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def predictions_json(
-    probs: np.ndarray,
-    quoted_labels: Sequence[str],
-    labels: Sequence[str],
-    blocks: Sequence[tuple[int, int]],
-) -> list[tuple[list[str], bytes]]:
-    """What `PREDICTIONS.dump_json(to_predictions(...))` gives for each block of rows (rows,
-    top_k), built directly (a third of the time): its rows' top labels and JSON array.
-    `quoted_labels` are the labels as JSON strings. Scores are written with `repr`, the shortest
-    text that reads back as the same float.
-    """
-    if sum(rows for rows, _ in blocks) != len(probs):
-        raise ValueError(f"the blocks cover {sum(r for r, _ in blocks)} rows, not {len(probs)}")
-    if not np.isfinite(probs).all():
-        raise ValueError("the model produced non-finite scores")
-    deepest = min(max((k for _, k in blocks), default=1), len(labels))
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :deepest].tolist()
-    scores = probs.tolist()
-    out, start = [], 0
-    for rows, top_k in blocks:
-        k, items = min(top_k, len(labels)), []
-        for row, idx in zip(scores[start : start + rows], order[start : start + rows], strict=True):
-            top = ",".join([f'{{"label":{quoted_labels[i]},"score":{row[i]!r}}}' for i in idx[:k]])
-            best = idx[0]
-            items.append(f'{{"label":{quoted_labels[best]},"score":{row[best]!r},"top_k":[{top}]}}')
-        top_labels = [labels[idx[0]] for idx in order[start : start + rows]]
-        out.append((top_labels, f"[{','.join(items)}]".encode()))
-        start += rows
-    return out
 
 
 def as_text_list(texts: Sequence[str], *, name: str = "texts") -> list[str]:

@@ -8,9 +8,9 @@ not import torch: `import textclf.client` stays light.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, field_validator
 
 
 class _Wire(BaseModel):
@@ -39,8 +39,43 @@ class PredictRequest(_Wire):
     texts: list[str] = Field(min_length=1, description="Texts to classify, at least one.")
     # strict: `true` or "3" is a client bug to report, not a 1 or a 3 to guess.
     top_k: int = Field(
-        default=1, ge=1, strict=True, description="How many labels to return per text."
+        default=1,
+        ge=1,
+        strict=True,
+        description="How many labels to return per text, best first; above the model's number "
+        "of labels, all of them.",
     )
+
+    @field_validator("top_k", mode="before")
+    @classmethod
+    def _integral_number(cls, value: object) -> object:
+        # JSON Schema's "integer" includes 3.0 (a number with no fraction), so it is accepted
+        # as 3; 3.5, "3" and true still fail the strict check.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+
+def limited_predict_request(*, max_texts: int, max_text_chars: int) -> type[PredictRequest]:
+    """`PredictRequest` as a server with these limits accepts it: the same fields, with the
+    limits in the model itself, so they are both what validation enforces and what the OpenAPI
+    document states (`maxItems`, `maxLength`)."""
+    text = Annotated[str, Field(max_length=max_text_chars)]
+    model: type[PredictRequest] = create_model(
+        "PredictRequest",
+        __base__=PredictRequest,
+        __doc__=f"At most {max_texts} texts of at most {max_text_chars} characters each.",
+        texts=(
+            list[text],
+            Field(
+                min_length=1,
+                max_length=max_texts,
+                description=f"Texts to classify: 1 to {max_texts}, each at most "
+                f"{max_text_chars} characters.",
+            ),
+        ),
+    )
+    return model
 
 
 class PredictResponse(_Wire):

@@ -10,17 +10,20 @@ import httpx
 import pytest
 
 from service.app import create_app
+from service.scoring import ThreadScorer
 from service.settings import Settings
 from service.testing import LiveServer
 from textclf.predictor import Predictor
 
 API_KEY = "test-key-5f0c9b"
-# Small limits, so the limit tests send kilobytes, not megabytes. torch_threads=None: loading a
-# model must not pin the whole test process (and the training tests) to one torch thread.
+# Small limits, so the limit tests send kilobytes, not megabytes; the body limit fits any body
+# the schema allows (8 texts of 2,000 characters, each up to 12 bytes as a JSON escape pair),
+# so schema fuzzing never meets a 413. torch_threads=None: loading a model must not pin the
+# whole test process (and the training tests) to one torch thread.
 LIMITS = {
     "max_texts": 8,
     "max_text_chars": 2_000,
-    "max_body_bytes": 64 * 1024,
+    "max_body_bytes": 256 * 1024,
     "torch_threads": None,
 }
 
@@ -40,7 +43,7 @@ def server(settings: Settings) -> Iterator[LiveServer]:
 @pytest.fixture(scope="session")
 def keyed_server(trained_model_dir: Path, predictor: Predictor) -> Iterator[LiveServer]:
     keyed = Settings(model_path=trained_model_dir, api_key=API_KEY, **LIMITS)
-    with LiveServer(create_app(keyed, predictor=predictor)) as live:
+    with LiveServer(create_app(keyed, scorer=ThreadScorer(predictor))) as live:
         yield live
 
 

@@ -1,4 +1,4 @@
-"""The micro-batcher, with a stand-in predictor whose calls the test controls step by step."""
+"""The batcher, over a thread scorer whose model's calls the test controls step by step."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from service.batcher import Batcher, Result
 from service.errors import NotReady
-from service.inference import MicroBatcher, ModelHolder
+from service.holder import ModelHolder
+from service.scoring import ThreadScorer
 from textclf.schemas import PREDICTIONS, LabelScore, ModelRef, Prediction
 
 pytestmark = pytest.mark.anyio
 
 
-class FakePredictor:
+class FakeModel:
     """Scores each text by its length; `gate` holds a call until the test releases it."""
 
     labels = ("short", "long")
+    info = None
 
     def __init__(self, version: str = "v1", *, gated: bool = False) -> None:
         self.ref = ModelRef(name="fake", version=version)
@@ -37,26 +40,18 @@ class FakePredictor:
             raise ValueError("cannot classify 'explode'")
         return _scores(texts)
 
-    def to_predictions(self, probs: np.ndarray, top_k: int) -> list[Prediction]:
-        out = []
-        for row in probs.tolist():
-            ranked = sorted(zip(self.labels, row, strict=True), key=lambda p: -p[1])[:top_k]
-            top = [LabelScore(label=label, score=score) for label, score in ranked]
-            out.append(Prediction(label=top[0].label, score=top[0].score, top_k=top))
-        return out
 
-    def to_json(self, probs: np.ndarray, top_k: int) -> tuple[list[str], bytes]:
-        predictions = self.to_predictions(probs, top_k)
-        return [p.label for p in predictions], PREDICTIONS.dump_json(predictions)
+def _expected(texts: Sequence[str], top_k: int) -> list[Prediction]:
+    out = []
+    for row in _scores(texts).tolist():
+        ranked = sorted(zip(FakeModel.labels, row, strict=True), key=lambda p: -p[1])[:top_k]
+        top = [LabelScore(label=label, score=score) for label, score in ranked]
+        out.append(Prediction(label=top[0].label, score=top[0].score, top_k=top))
+    return out
 
-    def to_json_blocks(
-        self, probs: np.ndarray, blocks: list[tuple[int, int]]
-    ) -> list[tuple[list[str], bytes]]:
-        starts = np.cumsum([0] + [rows for rows, _ in blocks])
-        return [
-            self.to_json(probs[a:b], top_k)
-            for a, b, (_, top_k) in zip(starts, starts[1:], blocks, strict=False)
-        ]
+
+def _predictions(result: Result) -> list[Prediction]:
+    return PREDICTIONS.validate_json(result.predictions_json)
 
 
 def _scores(texts: Sequence[str]) -> np.ndarray:
@@ -64,17 +59,17 @@ def _scores(texts: Sequence[str]) -> np.ndarray:
     return np.stack([1 - long, long], axis=1)
 
 
-def _batcher(predictor: FakePredictor, **kwargs: object) -> MicroBatcher:
-    return MicroBatcher(ModelHolder(predictor), **kwargs)  # type: ignore[arg-type]
+def _batcher(model: FakeModel, **kwargs: object) -> Batcher:
+    return Batcher(ModelHolder(ThreadScorer(model)), **kwargs)  # type: ignore[arg-type]
 
 
-async def _entered(predictor: FakePredictor) -> None:
-    await asyncio.to_thread(predictor.entered.wait)
-    predictor.entered.clear()
+async def _entered(model: FakeModel) -> None:
+    await asyncio.to_thread(model.entered.wait)
+    model.entered.clear()
 
 
 async def test_requests_arriving_during_a_call_share_the_next_one() -> None:
-    predictor = FakePredictor(gated=True)
+    predictor = FakeModel(gated=True)
     batches: list[int] = []
     batcher = _batcher(predictor, on_batch=batches.append)
     first = asyncio.ensure_future(batcher.predict(["a"], 1))
@@ -89,23 +84,23 @@ async def test_requests_arriving_during_a_call_share_the_next_one() -> None:
     assert batches == [1, 10]
     for i, result in enumerate(results[1:]):
         texts = [f"text {i}", "x" * i]
-        assert result.predictions == predictor.to_predictions(_scores(texts), 2)
+        assert _predictions(result) == _expected(texts, 2)
     await batcher.aclose()
 
 
 async def test_a_lone_request_is_dispatched_immediately() -> None:
-    predictor = FakePredictor()
+    predictor = FakeModel()
     batcher = _batcher(predictor)
 
     result = await batcher.predict(["hello world"], 1)
 
     assert result.model == predictor.ref
-    assert result.predictions[0].label == "long"
+    assert _predictions(result)[0].label == "long"
     await batcher.aclose()
 
 
 async def test_batches_respect_max_batch_texts_but_never_split_a_request() -> None:
-    predictor = FakePredictor(gated=True)
+    predictor = FakeModel(gated=True)
     batcher = _batcher(predictor, max_batch_texts=4)
     first = asyncio.ensure_future(batcher.predict(["a"], 1))
     await _entered(predictor)
@@ -119,7 +114,7 @@ async def test_batches_respect_max_batch_texts_but_never_split_a_request() -> No
 
 
 async def test_a_failing_request_does_not_fail_its_batch_mates() -> None:
-    predictor = FakePredictor(gated=True)
+    predictor = FakeModel(gated=True)
     batcher = _batcher(predictor)
     first = asyncio.ensure_future(batcher.predict(["a"], 1))
     await _entered(predictor)
@@ -129,14 +124,14 @@ async def test_a_failing_request_does_not_fail_its_batch_mates() -> None:
     predictor.gate.set()
     await first
 
-    assert (await good).predictions[0].label == "short"
+    assert _predictions(await good)[0].label == "short"
     with pytest.raises(ValueError, match="explode"):
         await bad
     await batcher.aclose()
 
 
 async def test_cancelled_requests_are_skipped() -> None:
-    predictor = FakePredictor(gated=True)
+    predictor = FakeModel(gated=True)
     batcher = _batcher(predictor)
     first = asyncio.ensure_future(batcher.predict(["a"], 1))
     await _entered(predictor)
@@ -152,12 +147,12 @@ async def test_cancelled_requests_are_skipped() -> None:
 
 
 async def test_swapping_the_model_lets_in_flight_work_finish_on_the_old_one() -> None:
-    old, new = FakePredictor("v1", gated=True), FakePredictor("v2")
-    holder = ModelHolder(old)  # type: ignore[arg-type]
-    batcher = MicroBatcher(holder)
+    old, new = FakeModel("v1", gated=True), FakeModel("v2")
+    holder = ModelHolder(ThreadScorer(old))  # type: ignore[arg-type]
+    batcher = Batcher(holder)
     in_flight = asyncio.ensure_future(batcher.predict(["a"], 1))
     await _entered(old)
-    assert holder.swap(new) is old  # type: ignore[arg-type]
+    assert holder.swap(ThreadScorer(new)).ref == old.ref  # type: ignore[arg-type]
     queued = asyncio.ensure_future(batcher.predict(["b"], 1))
     await asyncio.sleep(0)
     old.gate.set()
@@ -168,7 +163,7 @@ async def test_swapping_the_model_lets_in_flight_work_finish_on_the_old_one() ->
 
 
 async def test_close_finishes_queued_work_and_refuses_new_work() -> None:
-    predictor = FakePredictor(gated=True)
+    predictor = FakeModel(gated=True)
     batcher = _batcher(predictor)
     running = asyncio.ensure_future(batcher.predict(["a"], 1))
     await _entered(predictor)
@@ -181,13 +176,13 @@ async def test_close_finishes_queued_work_and_refuses_new_work() -> None:
         await batcher.predict(["c"], 1)
     predictor.gate.set()
     await closing
-    assert (await running).predictions
-    assert (await queued).predictions
+    assert _predictions(await running)
+    assert _predictions(await queued)
     assert predictor.calls == [["a"], ["b"]]
 
 
 async def test_under_load_a_batch_waits_for_as_many_requests_as_the_last_one() -> None:
-    predictor = FakePredictor(gated=True)
+    predictor = FakeModel(gated=True)
     batcher = _batcher(predictor, max_wait_s=60.0)
     first = asyncio.ensure_future(batcher.predict(["a"], 1))
     await _entered(predictor)
@@ -207,7 +202,7 @@ async def test_under_load_a_batch_waits_for_as_many_requests_as_the_last_one() -
 
 
 async def test_a_lone_client_never_waits() -> None:
-    predictor = FakePredictor()
+    predictor = FakeModel()
     batcher = _batcher(predictor, max_wait_s=3600.0)  # would time the test out if it waited
 
     for i in range(5):

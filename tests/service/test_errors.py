@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from service.app import create_app
+from service.scoring import ThreadScorer
 from service.settings import Settings
 from textclf.predictor import Predictor
 from textclf.schemas import ErrorResponse, PredictResponse
@@ -99,12 +100,6 @@ INVALID = [
         _says("top_k: Input should be greater"),
     ),
     Case(
-        "top_k too large",
-        _json({"texts": ["a"], "top_k": 99}),
-        422,
-        _says("top_k: must be between 1 and 3"),
-    ),
-    Case(
         "top_k not a number",
         _json({"texts": ["a"], "top_k": "x"}),
         422,
@@ -178,11 +173,20 @@ def test_charset_and_json_suffix_content_types_are_accepted(http: httpx.Client) 
 
 
 def test_several_problems_are_all_listed(http: httpx.Client, settings: Settings) -> None:
-    body = {"texts": ["a"] * (settings.max_texts + 1), "top_k": 99}
+    body = {"texts": ["a"] * (settings.max_texts + 1), "top_k": 0}
 
     error = ErrorResponse.model_validate_json(http.post("/v1/predict", json=body).content).error
 
-    assert {e["type"] for e in error.errors} == {"too_many_texts", "top_k_too_large"}
+    assert {e["type"] for e in error.errors} == {"too_many_texts", "greater_than_equal"}
+
+
+def test_a_top_k_above_the_labels_gets_all_labels(http: httpx.Client) -> None:
+    labels = http.get("/v1/model").json()["labels"]
+    for top_k in (len(labels) + 1, 10**30):
+        response = http.post("/v1/predict", json={"texts": ["a"], "top_k": top_k})
+        assert response.status_code == 200, response.text
+        ranked = response.json()["predictions"][0]["top_k"]
+        assert sorted(item["label"] for item in ranked) == sorted(labels)
 
 
 def test_unknown_path_and_wrong_method_are_json(http: httpx.Client) -> None:
@@ -209,7 +213,7 @@ class _BrokenPredictor:
 async def test_unexpected_error_is_a_generic_500_without_internals(
     settings: Settings, predictor: Predictor
 ) -> None:
-    app = create_app(settings, predictor=_BrokenPredictor(predictor))  # type: ignore[arg-type]
+    app = create_app(settings, scorer=ThreadScorer(_BrokenPredictor(predictor)))  # type: ignore[arg-type]
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with (
         app.router.lifespan_context(app),

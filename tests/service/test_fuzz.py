@@ -2,14 +2,11 @@
 
 Every operation the server documents gets generated requests, valid ones ("positive") and ones
 that break the schema ("negative"), sent over real HTTP to the session's server. Each answer must
-not be a 5xx, must have a status code, content type and body the document declares, and an
-invalid request must be refused with a 4xx. Generation is derandomized, so CI sees the same
-requests every run. The number of requests sent is printed at the end of the module.
-
-One check is left out: `positive_data_acceptance` (schema-valid data must get a 2xx). The server
-also applies limits that depend on its settings and on the model it serves (`max_texts`,
-`max_text_chars`, `top_k` up to the number of labels), which a static schema cannot state; those
-requests get a documented 422 that says which limit, as tests/service/test_errors.py checks.
+not be a 5xx, must have a status code, content type and body the document declares, a valid
+request must be accepted (2xx: every limit the server enforces is in the document) and an
+invalid one refused with a 4xx. Both the open server and one with an API key are fuzzed, the
+latter with the key sent as its document declares. Generation is derandomized, so CI sees the
+same requests every run. The number of requests sent is printed at the end of the module.
 """
 
 from __future__ import annotations
@@ -30,6 +27,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from service.testing import LiveServer
 from textclf.schemas import ErrorResponse
 
+from .conftest import API_KEY
+
 # Requests per generation mode for operations that take input; the rest have a single valid
 # request. POST /v1/predict alone gets 2 x 600 = 1,200 requests.
 EXAMPLES_WITH_INPUT = 600
@@ -39,9 +38,15 @@ MIN_REQUESTS = 1_000
 Tally = Counter[tuple[str, str, int]]
 
 
-@pytest.fixture(scope="module")
-def api(server: LiveServer) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_dict(cast(FastAPI, server.app).openapi())
+@pytest.fixture(scope="module", params=["open", "keyed"])
+def target(
+    request: pytest.FixtureRequest,
+) -> tuple[LiveServer, schemathesis.BaseSchema, dict[str, str]]:
+    """A server, its own OpenAPI document, and the headers a client of it sends."""
+    keyed = request.param == "keyed"
+    server: LiveServer = request.getfixturevalue("keyed_server" if keyed else "server")
+    api = schemathesis.openapi.from_dict(cast(FastAPI, server.app).openapi())
+    return server, api, {"Authorization": f"Bearer {API_KEY}"} if keyed else {}
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +63,23 @@ def tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
 
 @pytest.mark.parametrize("mode", list(GenerationMode), ids=lambda m: m.value)
 def test_every_operation_answers_as_documented(
-    api: schemathesis.BaseSchema, server: LiveServer, tally: Tally, mode: GenerationMode
+    target: tuple[LiveServer, schemathesis.BaseSchema, dict[str, str]],
+    tally: Tally,
+    mode: GenerationMode,
 ) -> None:
+    server, api, headers = target
     failures: list[str] = []
     for result in api.get_all_operations():
         operation = result.ok()
-        takes_input = bool(list(operation.iter_parameters())) or bool(list(operation.body))
+        # The API-key headers a keyed document declares are sent as given, not generated.
+        params = [p for p in operation.iter_parameters() if p.location != "header"]
+        takes_input = bool(params) or bool(list(operation.body))
         if mode is GenerationMode.NEGATIVE and not takes_input:
             continue  # nothing to get wrong in a request without parameters or body
         examples = EXAMPLES_WITH_INPUT if takes_input else EXAMPLES_WITHOUT_INPUT
         try:
-            _fuzz(operation, mode, server.url, examples, tally)
+            label = f"{operation.label} ({'keyed' if headers else 'open'})"
+            _fuzz(operation, label, mode, server.url, headers, examples, tally)
         except Exception as exc:  # collect, so one report shows every failing operation
             failures.append(f"{operation.label} ({mode.value}):\n{exc}")
 
@@ -77,7 +88,15 @@ def test_every_operation_answers_as_documented(
     assert sent >= MIN_REQUESTS // 2, f"only {sent} {mode.value} requests were generated"
 
 
-def _fuzz(operation: Any, mode: GenerationMode, url: str, examples: int, tally: Tally) -> None:
+def _fuzz(
+    operation: Any,
+    label: str,
+    mode: GenerationMode,
+    url: str,
+    headers: dict[str, str],
+    examples: int,
+    tally: Tally,
+) -> None:
     @settings(
         max_examples=examples,
         derandomize=True,
@@ -87,9 +106,12 @@ def _fuzz(operation: Any, mode: GenerationMode, url: str, examples: int, tally: 
     )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: schemathesis.Case) -> None:
-        response = case.call(base_url=url, timeout=30)
-        tally[(operation.label, mode.value, response.status_code)] += 1
-        case.validate_response(response, excluded_checks=[positive_data_acceptance])
+        response = case.call(base_url=url, headers=headers, timeout=30)
+        tally[(label, mode.value, response.status_code)] += 1
+        # positive_data_acceptance explicitly: schema-valid requests must get a 2xx.
+        case.validate_response(
+            response, headers=headers, additional_checks=[positive_data_acceptance]
+        )
 
     run()
 

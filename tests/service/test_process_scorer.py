@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -18,13 +17,9 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.scorer import (
-    ProcessPredictor,
-    _decode_reply,
-    _encode_reply,
-    decode_jobs,
-    encode_jobs,
-)
+from service.batcher import Batcher
+from service.holder import ModelHolder
+from service.process_scorer import ProcessScorer
 from service.settings import Settings
 from service.testing import LiveServer
 from textclf.errors import ArtifactError
@@ -50,10 +45,10 @@ def scored(trained_model_dir: Path) -> Iterator[LiveServer]:
         yield live
 
 
-def _child(server: LiveServer) -> ProcessPredictor:
-    predictor = server.app.state.model.predictor  # type: ignore[attr-defined]
-    assert isinstance(predictor, ProcessPredictor)
-    return predictor
+def _child(server: LiveServer) -> ProcessScorer:
+    scorer = server.app.state.model.scorer  # type: ignore[attr-defined]
+    assert isinstance(scorer, ProcessScorer)
+    return scorer
 
 
 def _predict(server: LiveServer, texts: list[str], top_k: int = 1) -> httpx.Response:
@@ -104,31 +99,6 @@ def test_a_model_with_word_pairs_answers_as_in_process(pairs_model_dir: Path) ->
         assert got["score"] == pytest.approx(want.score, abs=1e-6)
 
 
-def test_batch_frames_carry_any_text_unchanged() -> None:
-    jobs = [(TEXTS, 3), ([], 1), (["lone \ud800 surrogate", "x" * 70_000], 20)]
-    assert decode_jobs(encode_jobs(jobs)) == jobs
-
-
-@pytest.mark.parametrize("cut", [1, 9, -1])
-def test_a_truncated_batch_frame_is_an_error_not_a_wrong_batch(cut: int) -> None:
-    frame = encode_jobs([(TEXTS, 3)])
-    with pytest.raises((ValueError, struct.error)):
-        decode_jobs(frame[:cut])
-
-
-def test_replies_carry_each_requests_own_error_beside_the_others_answers() -> None:
-    outcomes = [
-        (["sci.space"], b'[{"label":"sci.space"}]'),
-        ValueError("cannot classify this"),
-        (["a", "b"], b"[1,2]"),
-        KeyError("odd"),
-    ]
-    first, error, last, other = _decode_reply(_encode_reply(outcomes))  # type: ignore[arg-type]
-    assert first == outcomes[0] and last == outcomes[2]
-    assert isinstance(error, ValueError) and str(error) == "cannot classify this"
-    assert isinstance(other, RuntimeError) and "odd" in str(other)  # unknown kinds: RuntimeError
-
-
 def test_the_worker_process_does_not_import_torch() -> None:
     code = "import sys, service.app; print('torch' in sys.modules, 'sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -145,7 +115,7 @@ def test_a_broken_artifact_raises_the_loaders_error(
 
         textclf.load(broken)
     with pytest.raises(ArtifactError) as in_child:
-        ProcessPredictor(broken)
+        ProcessScorer(broken)
     assert str(in_child.value) == str(in_process.value)
 
 
@@ -215,3 +185,31 @@ async def test_small_requests_are_answered_while_the_child_scores_a_huge_one(
     assert huge_still_running
     assert answer.status_code == 200
     assert len(answer.json()["predictions"]) == 256
+
+
+@pytest.mark.anyio
+async def test_both_lanes_first_calls_at_once_attach_each_channel_once(
+    trained_model_dir: Path,
+) -> None:
+    """Regression: the channels were attached to the event loop lazily, by the first call, so
+    two lanes' first calls in one loop turn both attached them ("FileExistsError: [Errno 17]",
+    a dropped request on a freshly started server). Now `start` attaches them, once."""
+    scorer = ProcessScorer(trained_model_dir, threads=None)
+    batcher = Batcher(ModelHolder(scorer), bulk_chars=100)  # the long text takes the bulk lane
+    go = asyncio.Event()
+
+    async def first_call(text: str) -> list[str]:
+        await go.wait()
+        return (await batcher.predict([text], 1)).labels
+
+    try:
+        await scorer.start()
+        calls = [asyncio.ensure_future(first_call(t)) for t in (TEXTS[0], TEXTS[1] * 10)]
+        await asyncio.sleep(0)  # both are waiting on the event
+        go.set()  # and are released in the same turn of the loop
+        async with asyncio.timeout(60):  # the old code could also hang here
+            labels = await asyncio.gather(*calls)
+            await batcher.aclose()
+    finally:
+        scorer.close(wait=True)
+    assert [len(got) for got in labels] == [1, 1]

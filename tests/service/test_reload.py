@@ -15,6 +15,7 @@ import pytest
 
 import textclf
 from service.app import create_app
+from service.scoring import ThreadScorer
 from service.settings import Settings
 from service.testing import LiveServer
 from tests.conftest import small_run_config
@@ -61,7 +62,7 @@ async def test_reload_swaps_the_model_while_requests_in_flight_finish_on_the_old
     old, new = _ref(served), _ref(second_model_dir)
     assert old.version != new.version
     gated = GatedPredictor(textclf.load(served))
-    with LiveServer(create_app(_keyed(served), predictor=gated)) as server:  # type: ignore[arg-type]
+    with LiveServer(create_app(_keyed(served), scorer=ThreadScorer(gated))) as server:  # type: ignore[arg-type]
         async with httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=60) as http:
             in_flight = asyncio.ensure_future(http.post("/v1/predict", json=TEXTS))
             await asyncio.to_thread(gated.entered.wait, 60)  # its batch is running, held
@@ -95,7 +96,7 @@ def test_a_broken_new_model_is_refused_and_the_old_one_keeps_serving(
     served: Path, predictor: Predictor, tmp_path: Path, breakage: str
 ) -> None:
     broken, needles = broken_copy(served, tmp_path, breakage)
-    with LiveServer(create_app(_keyed(served), predictor=predictor)) as server:
+    with LiveServer(create_app(_keyed(served), scorer=ThreadScorer(predictor))) as server:
         replace_folder(served, broken)
         with httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as http:
             reload = http.post("/v1/admin/reload")
@@ -118,7 +119,9 @@ def test_a_broken_new_model_is_refused_and_the_old_one_keeps_serving(
 def test_a_missing_folder_is_refused_and_the_old_one_keeps_serving(
     tmp_path: Path, predictor: Predictor
 ) -> None:
-    with LiveServer(create_app(_keyed(tmp_path / "gone"), predictor=predictor)) as server:
+    with LiveServer(
+        create_app(_keyed(tmp_path / "gone"), scorer=ThreadScorer(predictor))
+    ) as server:
         reload = httpx.post(f"{server.url}/v1/admin/reload", headers=AUTH)
         after = httpx.post(f"{server.url}/v1/predict", json=TEXTS, headers=AUTH)
 

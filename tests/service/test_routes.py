@@ -75,7 +75,8 @@ def test_openapi_documents_the_api(http: httpx.Client) -> None:
 
     predict = spec["paths"]["/v1/predict"]["post"]
     body_schema = predict["requestBody"]["content"]["application/json"]["schema"]
-    assert set(body_schema["properties"]) == {"texts", "top_k"}
+    assert body_schema == {"$ref": "#/components/schemas/PredictRequest"}
+    assert set(spec["components"]["schemas"]["PredictRequest"]["properties"]) == {"texts", "top_k"}
     assert predict["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/PredictResponse"
     }

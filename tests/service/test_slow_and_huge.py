@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.lanes import BULK_CHARS
+from service.batcher import BULK_CHARS
+from service.scoring import ThreadScorer
 from service.settings import Settings
 from service.testing import LiveServer
 from tests.service.faults import GatedPredictor
@@ -44,7 +45,7 @@ def _served(http: httpx.Client, n: int = 5) -> list[int]:
 @pytest.fixture
 def slow_server(settings: Settings, predictor: Predictor) -> Iterator[LiveServer]:
     quick = settings.model_copy(update={"body_timeout_s": 1.0})
-    with LiveServer(create_app(quick, predictor=predictor)) as server:
+    with LiveServer(create_app(quick, scorer=ThreadScorer(predictor))) as server:
         yield server
 
 
@@ -90,7 +91,7 @@ async def test_small_requests_are_answered_while_a_huge_one_is_classified(
     huge = {"texts": [f"orbit {i} " * 3_000 for i in range(256)], "top_k": 2}  # ~7 MB
     settings = Settings(model_path=trained_model_dir, torch_threads=None)
     assert len(json.dumps(huge)) < settings.max_body_bytes
-    app = create_app(settings, predictor=gated)  # type: ignore[arg-type]
+    app = create_app(settings, scorer=ThreadScorer(gated))  # type: ignore[arg-type]
     with LiveServer(app) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
             in_flight = asyncio.ensure_future(http.post("/v1/predict", json=huge))
