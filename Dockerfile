@@ -25,7 +25,8 @@ COPY pyproject.toml README.md ./
 COPY textclf ./textclf
 COPY service ./service
 COPY training ./training
-RUN pip install . && useradd --create-home --uid 10001 textclf
+# The `serve` extra: the model stack and the web server, without the training-only plotting.
+RUN pip install ".[serve]" && useradd --create-home --uid 10001 textclf
 
 USER textclf
 ENV TEXTCLF_MODEL_PATH=/models/model

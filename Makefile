@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 MODEL ?= models/20ng
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# torch is pinned to the exact CPU wheel first so that the package's range (which 2.13.0
-# satisfies) installs nothing more; otherwise pip may pull a CUDA build of several GB.
+# The checkout installs every extra (train + serve) and the dev tools; `pip install textclf` alone
+# is the thin client. torch is pinned to the exact CPU wheel first so that the package's range
+# (which 2.13.0 satisfies) installs nothing more; otherwise pip may pull a CUDA build of several GB.
 TORCH_PIN ?= torch==2.13.0
 
 # On the project's machines the 20 Newsgroups archive sits beside the checkout; use it when there
@@ -24,7 +25,7 @@ endif
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[all,dev]"
 	touch $@
 
 install: $(BIN)/.installed
