@@ -50,8 +50,7 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
         holder = ModelHolder(loaded)
         batcher = Batcher(
             holder,
-            # Waiting for a fuller batch pays only where the model shares the GIL with the loop.
-            max_wait_s=settings.batch_wait_ms / 1000 if loaded.kind == "thread" else 0.0,
+            max_wait_s=settings.batch_wait_ms / 1000 if loaded.shares_the_gil else 0.0,
             max_batch_texts=settings.max_batch_texts,
             on_batch=metrics.observe_batch,
         )
@@ -64,8 +63,9 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
             yield
         finally:
             reloader.remove_sighup()
+            await reloader.aclose()  # a SIGHUP reload still loading finishes first
+            await batcher.aclose()  # requests still coming get 503 from here on
             del app.state.model, app.state.batcher, app.state.reloader
-            await batcher.aclose()
             holder.scorer.close(wait=True)
 
     app = FastAPI(

@@ -175,12 +175,17 @@ class _Lane:
             outcomes = [NotReady(str(exc))] * len(jobs)
         except Exception as exc:  # scorers catch per job: this is a bug; fail the batch
             outcomes = [exc] * len(jobs)
-        for job, outcome in zip(jobs, outcomes, strict=True):
-            if job.future.done():
-                continue
-            if isinstance(outcome, Exception):
-                job.future.set_exception(outcome)
-            else:
-                job.future.set_result(Result(scorer.ref, *outcome))
-        if self._on_batch is not None:
-            self._on_batch(sum(len(j.texts) for j in jobs))
+        try:
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                if job.future.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    job.future.set_exception(outcome)
+                else:
+                    job.future.set_result(Result(scorer.ref, *outcome))
+            if self._on_batch is not None:
+                self._on_batch(sum(len(j.texts) for j in jobs))
+        finally:  # a bug above must not leave a request waiting for ever
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(RuntimeError("the batch's results were lost"))

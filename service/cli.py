@@ -14,9 +14,12 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textclf.extras import require
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 EXIT_ERROR = 1
 
@@ -39,8 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The server's own flags, then one per setting; needs only pydantic (not the serve extra)
-    to list the settings, so `--help` works everywhere."""
+    """The server's own flags, then one per setting (those need pydantic-settings: without
+    the serve extra they are taken unread, so that `run` can name the extra to install)."""
     parser.add_argument("model_path", metavar="DIR", type=Path, help="model folder to serve")
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (default: %(default)s)"
@@ -56,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     try:
         from service.flags import add_settings_flags
-    except ImportError:  # no pydantic-settings: `run` names the extra to install
+    except ImportError:  # no pydantic-settings: take any flags, and `run` names the extra
+        parser.add_argument("settings", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         return
     add_settings_flags(parser)
 
@@ -112,8 +116,21 @@ def run(args: argparse.Namespace) -> int:
     scorer.close(wait=True)
     del scorer
     os.environ.update(as_environment(overrides))
-    uvicorn.run("service.app:create_app", factory=True, workers=args.workers, **options)
+    uvicorn.run("service.cli:worker_app", factory=True, workers=args.workers, **options)
     return 0
+
+
+def worker_app() -> FastAPI:
+    """Each `--workers N` process's entry point (uvicorn calls it): the settings from the
+    environment, the model loaded, then the heap frozen, as for a single worker."""
+    from service.app import create_app
+    from service.holder import load_scorer
+    from service.settings import get_settings
+
+    settings = get_settings()
+    app = create_app(settings, scorer=load_scorer(settings))
+    _freeze_heap()
+    return app
 
 
 def _freeze_heap() -> None:

@@ -2,7 +2,7 @@
 
 Building `Prediction` objects and dumping them costs three times as much as writing the same
 bytes directly from the probability matrix, and a one-text request is mostly this. The bytes are
-exactly `PREDICTIONS.dump_json(...)` of the typed results (tests/service/test_encoding.py).
+exactly the typed results' JSON (tests/service/test_encoding.py).
 """
 
 from __future__ import annotations

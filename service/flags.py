@@ -29,20 +29,33 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(f"--{name.replace('_', '-')}", default=None, **_spec(name, field))
 
 
+class _Unset:
+    """`--flag none` for a setting whose None means something (torch_threads: torch's own)."""
+
+    def __repr__(self) -> str:
+        return "none"
+
+
+NONE = _Unset()
+
+
 def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings given as flags (those left out are absent, not None)."""
-    return {
+    """The settings given as flags (those left out are absent)."""
+    given = {
         name: getattr(args, name)
         for name in Settings.model_fields
         if name not in NOT_FLAGS and getattr(args, name, None) is not None
     }
+    return {name: None if value is NONE else value for name, value in given.items()}
 
 
 def as_environment(overrides: dict[str, Any]) -> dict[str, str]:
     """Overrides as TEXTCLF_* variables, as worker processes read them."""
     env = {}
     for name, value in overrides.items():
-        if isinstance(value, bool):
+        if value is None:
+            text = "none"  # Settings' env_parse_none_str
+        elif isinstance(value, bool):
             text = "true" if value else "false"
         elif isinstance(value, list):
             text = json.dumps(value)
@@ -54,6 +67,7 @@ def as_environment(overrides: dict[str, Any]) -> dict[str, str]:
 
 def _spec(name: str, field: FieldInfo) -> dict[str, Any]:
     kind = _without_none(field.annotation)
+    nullable = kind is not field.annotation
     default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
     help_text = f"{field.description or name.replace('_', ' ')} (default: {default!r})"
     help_text = help_text.replace("%", "%%")
@@ -64,8 +78,18 @@ def _spec(name: str, field: FieldInfo) -> dict[str, Any]:
     if typing.get_origin(kind) is list:
         return {"nargs": "+", "metavar": "VALUE", "help": help_text}
     if kind in (int, float, str, Path):
-        return {"type": kind, "metavar": kind.__name__.upper(), "help": help_text}
+        parse = _or_none(kind) if nullable else kind
+        metavar = kind.__name__.upper() + ("|none" if nullable else "")
+        return {"type": parse, "metavar": metavar, "help": help_text}
     raise TypeError(f"Settings.{name}: no flag type for {field.annotation}")
+
+
+def _or_none(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        return NONE if text.lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error messages
+    return parse
 
 
 def _without_none(annotation: Any) -> Any:

@@ -46,6 +46,7 @@ class ProcessScorer:
     to the event loop."""
 
     kind: Kind = "process"
+    shares_the_gil = False
 
     def __init__(self, path: Path | str, *, device: str = "cpu", threads: int | None = 1) -> None:
         self._args = (str(path), device, threads)
@@ -72,7 +73,8 @@ class ProcessScorer:
         flight per lane (the batcher's lanes do)."""
         if self._closing:
             raise ScorerUnavailable("this model was replaced or the server is stopping; retry")
-        request = frames.encode_jobs(jobs)
+        # A top_k above the labels means all of them; clamped so it fits the frame's u64.
+        request = frames.encode_jobs([(texts, min(k, len(self.labels))) for texts, k in jobs])
         child = await self._live_child()
         self._busy += 1
         try:
@@ -181,20 +183,22 @@ class _Child:
             return await reader.readexactly(size)
         except (EOFError, OSError, asyncio.IncompleteReadError):
             self.broken = True
-            self.process.join(timeout=1)
+            await asyncio.to_thread(self.process.join, 1)  # never block the loop on it
             raise ScorerUnavailable(
                 f"the scoring process stopped (exit code {self.process.exitcode}) while "
                 "running this request; retry, a new one is starting"
             ) from None
 
     def stop(self, *, wait: bool = True) -> None:
-        """Shut our ends (the child sees EOF and exits), then reap it, here or on a thread."""
+        """Shut our ends (the child sees EOF and exits), then reap it, here or on a thread.
+
+        Attached sockets belong to their transports (asyncio's rule for `sock=`): they are shut
+        down here, so the child sees EOF at once, and closed by their transports."""
         for sock in self._sockets:
-            # shutdown, not just close: the event loop's transports hold their own references
-            # to these sockets, and a close would only take effect on the loop's next turn.
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
+            if self._streams is None:
+                sock.close()
         for writer in [w for _, w in self._streams or []]:
             writer.close()
         if wait:

@@ -28,6 +28,7 @@ from service.errors import Forbidden, NotReady, ReloadFailed, ServiceError
 from service.errors import documented as documented_errors
 from service.holder import ModelHolder, load_scorer
 from service.metrics import Metrics
+from service.scoring import Scorer
 from service.settings import Settings
 from textclf.schemas import ModelRef, ReloadResponse
 
@@ -58,7 +59,7 @@ class Reloader:
                 scorer = await asyncio.to_thread(
                     load_scorer, self._settings, kind=self._holder.scorer.kind
                 )
-                await scorer.start()
+                await _started(scorer)
             except textclf.ArtifactError as exc:
                 logger.error("reload refused, still serving %s: %s", _describe(previous), exc)
                 raise ReloadFailed(
@@ -75,6 +76,10 @@ class Reloader:
             self._metrics.set_model(scorer.ref)
             logger.info("reloaded: %s, was %s", _describe(scorer.ref), _describe(previous))
             return ReloadResponse(previous=previous, current=scorer.ref)
+
+    async def aclose(self) -> None:
+        """Let reloads started by SIGHUP finish, so none swaps in a model after shutdown."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def install_sighup(self) -> bool:
         """Reload on SIGHUP. Only the main thread of a process can take signals: returns False
@@ -101,6 +106,15 @@ class Reloader:
     async def _reload_logged(self) -> None:
         with contextlib.suppress(ServiceError):  # `reload` has logged why
             await self.reload()
+
+
+async def _started(scorer: Scorer) -> None:
+    """`scorer.start()`, or the scorer closed (its child stopped) if that fails."""
+    try:
+        await scorer.start()
+    except BaseException:
+        scorer.close()
+        raise
 
 
 def _describe(ref: ModelRef) -> str:

@@ -37,6 +37,9 @@ class Scorer(Protocol):
     """A loaded model that scores batches of jobs, at most one batch in flight per lane."""
 
     kind: Kind
+    # Whether the model's work takes turns with the event loop under the GIL: then waiting a
+    # moment for a fuller batch pays (Settings.batch_wait_ms).
+    shares_the_gil: bool
     labels: tuple[str, ...]
     ref: ModelRef
     info: ModelInfo
@@ -99,6 +102,7 @@ class ThreadScorer:
     take turns under the GIL. The model holds no mutable state, so lanes share it."""
 
     kind: Kind = "thread"
+    shares_the_gil = True
 
     def __init__(self, model: Model) -> None:
         self._model = model

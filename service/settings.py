@@ -20,7 +20,11 @@ class Settings(BaseSettings):
     """Everything the service reads from its environment (`TEXTCLF_MODEL_PATH`, ...)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TEXTCLF_", extra="ignore", frozen=True, protected_namespaces=()
+        env_prefix="TEXTCLF_",
+        extra="ignore",
+        frozen=True,
+        protected_namespaces=(),
+        env_parse_none_str="none",  # TEXTCLF_TORCH_THREADS=none: torch's default
     )
 
     model_path: Path = Field(description="Model folder written by `textclf train`.")
@@ -39,7 +43,8 @@ class Settings(BaseSettings):
         description="Intra-op threads torch uses per batch. 1 is fastest for the small batches a "
         "service sees (measured: a one-text forward takes ~20 us on 1 thread, and from 0.3 to "
         "over 10 ms with 2 threads on a busy 2-core host) and keeps several workers from "
-        "oversubscribing the cores. None keeps torch's default (one per core).",
+        "oversubscribing the cores. None (`--torch-threads none`) keeps torch's default (one per "
+        "core).",
     )
     max_texts: int = Field(default=256, ge=1, description="Most texts in one request.")
     max_text_chars: int = Field(default=100_000, ge=1, description="Longest text, in characters.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 
 class _Wire(BaseModel):
@@ -62,7 +62,7 @@ def limited_predict_request(*, max_texts: int, max_text_chars: int) -> type[Pred
     document states (`maxItems`, `maxLength`)."""
     text = Annotated[str, Field(max_length=max_text_chars)]
     model: type[PredictRequest] = create_model(
-        "PredictRequest",
+        PredictRequest.__name__,  # the same component name, whatever the limits
         __base__=PredictRequest,
         __doc__=f"At most {max_texts} texts of at most {max_text_chars} characters each.",
         texts=(
@@ -112,5 +112,3 @@ class ErrorDetail(_Wire):
 class ErrorResponse(_Wire):
     error: ErrorDetail
 
-
-PREDICTIONS: TypeAdapter[list[Prediction]] = TypeAdapter(list[Prediction])

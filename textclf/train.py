@@ -310,7 +310,8 @@ def _select_followed(
     should_stop: Callable[[], bool],
 ) -> tuple[FitResult, dict[str, torch.Tensor]]:
     """`_select` over `run` while `side` follows in a thread; `side`'s state at the selected
-    epoch comes back with the result. An error in either thread ends both and is raised here."""
+    epoch comes back with the result. An error in the selection run stops the follower at once;
+    one in the follower is raised here when the selection run is done."""
     verdicts = _Verdicts()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="textclf-refit") as pool:
         follower = pool.submit(_follow, side, verdicts, should_stop)

@@ -8,12 +8,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
 
 from service.batcher import Batcher, Result
 from service.errors import NotReady
 from service.holder import ModelHolder
 from service.scoring import ThreadScorer
-from textclf.schemas import PREDICTIONS, LabelScore, ModelRef, Prediction
+from textclf.schemas import LabelScore, ModelRef, Prediction
 
 pytestmark = pytest.mark.anyio
 
@@ -48,6 +49,9 @@ def _expected(texts: Sequence[str], top_k: int) -> list[Prediction]:
         top = [LabelScore(label=label, score=score) for label, score in ranked]
         out.append(Prediction(label=top[0].label, score=top[0].score, top_k=top))
     return out
+
+
+PREDICTIONS = TypeAdapter(list[Prediction])
 
 
 def _predictions(result: Result) -> list[Prediction]:

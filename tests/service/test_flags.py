@@ -37,6 +37,7 @@ def test_flags_parse_to_the_settings_types() -> None:
             "--batch-wait-ms=0.5",
             "--scorer=thread",
             "--no-access-log",
+            "--torch-threads=none",
             "--cors-origins",
             "https://a.example",
             "https://b.example",
@@ -45,7 +46,7 @@ def test_flags_parse_to_the_settings_types() -> None:
     overrides = settings_overrides(args)
     settings = Settings(model_path=Path("models/x"), **overrides)
     assert (settings.max_texts, settings.batch_wait_ms, settings.scorer) == (64, 0.5, "thread")
-    assert settings.access_log is False
+    assert settings.access_log is False and settings.torch_threads is None
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
 
 
@@ -63,6 +64,7 @@ def test_worker_processes_read_the_same_settings_from_the_environment(
         "access_log": True,
         "cors_origins": ["https://a.example"],
         "scorer": "thread",
+        "torch_threads": None,
     }
     for name, value in as_environment(overrides).items():
         monkeypatch.setenv(name, value)

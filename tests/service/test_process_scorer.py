@@ -203,7 +203,7 @@ async def test_both_lanes_first_calls_at_once_attach_each_channel_once(
         return (await batcher.predict([text], 1)).labels
 
     try:
-        await scorer.start()
+        await asyncio.gather(scorer.start(), scorer.start())  # attaching twice is harmless
         calls = [asyncio.ensure_future(first_call(t)) for t in (TEXTS[0], TEXTS[1] * 10)]
         await asyncio.sleep(0)  # both are waiting on the event
         go.set()  # and are released in the same turn of the loop
