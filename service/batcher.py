@@ -168,9 +168,11 @@ class _Lane:
 
     async def _run(self, jobs: list[_Job]) -> None:
         scorer = self._holder.scorer  # read once: the whole batch uses one model
+        n_labels = len(scorer.labels)  # a top_k above it means all labels, for any scorer
         outcomes: Sequence[Outcome]
         try:
-            outcomes = await scorer.score([(j.texts, j.top_k) for j in jobs], self.index)
+            batch = [(j.texts, min(j.top_k, n_labels)) for j in jobs]
+            outcomes = await scorer.score(batch, self.index)
         except ScorerUnavailable as exc:
             outcomes = [NotReady(str(exc))] * len(jobs)
         except Exception as exc:  # scorers catch per job: this is a bug; fail the batch

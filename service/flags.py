@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic.fields import FieldInfo
 
 from service.settings import Settings
+from textclf.config import without_none
 
 # Not flags: the positional DIR, and a secret (read TEXTCLF_API_KEY from the environment).
 NOT_FLAGS = frozenset({"model_path", "api_key"})
@@ -66,8 +66,7 @@ def as_environment(overrides: dict[str, Any]) -> dict[str, str]:
 
 
 def _spec(name: str, field: FieldInfo) -> dict[str, Any]:
-    kind = _without_none(field.annotation)
-    nullable = kind is not field.annotation
+    kind, nullable = without_none(field.annotation)
     default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
     help_text = f"{field.description or name.replace('_', ' ')} (default: {default!r})"
     help_text = help_text.replace("%", "%%")
@@ -90,11 +89,3 @@ def _or_none(kind: type) -> Any:
 
     parse.__name__ = kind.__name__  # argparse names the type in its error messages
     return parse
-
-
-def _without_none(annotation: Any) -> Any:
-    if typing.get_origin(annotation) in (Union, types.UnionType):
-        rest = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        if len(rest) == 1:
-            return rest[0]
-    return annotation

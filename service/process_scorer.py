@@ -73,8 +73,7 @@ class ProcessScorer:
         flight per lane (the batcher's lanes do)."""
         if self._closing:
             raise ScorerUnavailable("this model was replaced or the server is stopping; retry")
-        # A top_k above the labels means all of them; clamped so it fits the frame's u64.
-        request = frames.encode_jobs([(texts, min(k, len(self.labels))) for texts, k in jobs])
+        request = frames.encode_jobs(jobs)
         child = await self._live_child()
         self._busy += 1
         try:

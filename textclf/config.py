@@ -14,6 +14,8 @@ the artifact.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -324,3 +326,13 @@ def model_config_from_dict(raw: dict[str, Any]) -> ModelConfig:
     raw = dict(raw)
     raw["hidden"] = tuple(raw["hidden"])
     return ModelConfig(**raw)
+
+
+def without_none(hint: Any) -> tuple[Any, bool]:
+    """`X | None` -> (X, True); anything else -> (it, False). Both command lines build flags
+    from annotations (these configs' and the service's `Settings`)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else hint), True
+    return hint, False

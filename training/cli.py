@@ -14,12 +14,19 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from types import FrameType, UnionType
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from types import FrameType
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 # Light modules only (no torch, numpy, scikit-learn): `textclf --help` must work without the
 # training extra, and each command says which extra it needs (`require`) before importing it.
-from textclf.config import ARCHIVE_ENV, DataConfig, FeatureConfig, RunConfig, TrainConfig
+from textclf.config import (
+    ARCHIVE_ENV,
+    DataConfig,
+    FeatureConfig,
+    RunConfig,
+    TrainConfig,
+    without_none,
+)
 from textclf.errors import TextclfError, TrainingInterrupted
 from textclf.extras import require
 
@@ -174,7 +181,7 @@ def _flag(name: str) -> str:
 
 def _typed(f: dataclasses.Field[Any], hint: Any) -> dict[str, Any]:
     """argparse's type, nargs, choices or action for a field, read off its annotation."""
-    base, optional = _without_none(hint)
+    base, optional = without_none(hint)
     meta, kw = f.metadata, {"metavar": f.metadata.get("metavar")}
     if base is bool:
         return {"action": argparse.BooleanOptionalAction}
@@ -210,22 +217,13 @@ def _shown(f: dataclasses.Field[Any], hint: Any) -> str | None:
     if f.default == ():
         return "nothing"
     if isinstance(f.default, tuple):
-        listed = get_args(_without_none(hint)[0])[-1] is Ellipsis
+        listed = get_args(without_none(hint)[0])[-1] is Ellipsis
         return ("," if listed else " ").join(map(str, f.default))
     return _shown_value(f.default)
 
 
 def _shown_value(value: Any) -> str:
     return "none" if value is None else str(value)
-
-
-def _without_none(hint: Any) -> tuple[Any, bool]:
-    """`X | None` -> (X, True); anything else -> (it, False)."""
-    args = get_args(hint)
-    if get_origin(hint) in (Union, UnionType) and type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return (rest[0] if len(rest) == 1 else hint), True
-    return hint, False
 
 
 def _count_or_fraction(text: str) -> int | float:
@@ -254,7 +252,7 @@ def _config(cls: type[Any], args: argparse.Namespace, **overrides: Any) -> Any:
 
 def _value(f: dataclasses.Field[Any], hint: Any, raw: Any) -> Any:
     """A parsed flag as the field's type: nargs lists as tuples, comma lists split."""
-    base, optional = _without_none(hint)
+    base, optional = without_none(hint)
     if isinstance(raw, list):
         return tuple(raw)
     if get_origin(base) is not tuple or not isinstance(raw, str):
