@@ -20,7 +20,7 @@ TEXTCLF_20NG_ARCHIVE ?= $(LOCAL_ARCHIVE)
 export TEXTCLF_20NG_ARCHIVE
 endif
 
-.PHONY: run train serve test audit lint install bench clean
+.PHONY: run train serve test audit lint install system-packages bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+## system-packages: Debian's chromium and nginx, which the tests drive, when missing (apt-get)
+system-packages:
+	.ci/system-packages
 
 ## run: train the default model if none exists, then serve it on http://$(HOST):$(PORT)
 run: install
@@ -39,7 +43,7 @@ train: install
 	$(BIN)/textclf train --out $(MODEL) --overwrite
 
 ## test: lint, type-check, run the whole test suite, then audit the dependencies
-test: install
+test: install system-packages
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q

@@ -124,7 +124,9 @@ def test_extras_match_the_table_the_commands_use() -> None:
     assert {"train", "serve", "all", "dev"} <= set(extras)
     for extra, modules in EXTRAS.items():
         assert _import_names(extras[extra], extras) == set(modules), extra
-    assert _import_names(extras["all"], extras) == set(EXTRAS["train"]) | set(EXTRAS["serve"])
+    assert _import_names(extras["all"], extras) == set().union(
+        EXTRAS["train"], EXTRAS["serve"], EXTRAS["ray"]
+    )
 
 
 def test_torch_range_takes_the_pinned_cpu_wheel() -> None:

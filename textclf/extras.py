@@ -16,6 +16,11 @@ EXTRAS: dict[str, tuple[str, ...]] = {
         "torch", "numpy", "scipy", "sklearn", "safetensors", "tqdm",
         "fastapi", "uvicorn", "pydantic_settings", "prometheus_client",
     ),
+    "ray": (
+        "torch", "numpy", "scipy", "sklearn", "safetensors", "tqdm", "matplotlib",
+        "ray", "pyarrow",
+    ),
+    "parquet": ("pyarrow",),
 }
 
 
