@@ -25,7 +25,12 @@ from textclf.config import TUTORIAL_CATEGORIES, FeatureConfig, ModelConfig, Trai
 from textclf.errors import ArtifactError
 from textclf.features import build_vectorizer, n_features, to_torch, vectorizer_state
 from textclf.model import MLP
-from textclf.model_card import CONFUSION_MATRIX, LEARNING_CURVES, render_model_card
+from textclf.model_card import (
+    CONFUSION_MATRIX,
+    LEARNING_CURVES,
+    RELIABILITY_DIAGRAM,
+    render_model_card,
+)
 from textclf.predictor import Predictor
 from textclf.train import predict_logits
 
@@ -224,7 +229,8 @@ def test_manifest_describes_the_model(trained_model_dir: Path) -> None:
 
 def test_manifest_checksums_match_every_file(trained_model_dir: Path) -> None:
     files = _read_manifest(trained_model_dir)["files"]
-    assert set(files) == {WEIGHTS, VECTORIZER, MODEL_CARD, LEARNING_CURVES, CONFUSION_MATRIX}
+    pictures = {LEARNING_CURVES, CONFUSION_MATRIX, RELIABILITY_DIAGRAM}
+    assert set(files) == {WEIGHTS, VECTORIZER, MODEL_CARD, *pictures}
     on_disk = {p.name for p in trained_model_dir.iterdir()}
     assert on_disk == {*files, MANIFEST}
     for name, entry in files.items():

@@ -1,11 +1,23 @@
-"""fit_blend finds the validation log-loss optimum over (scale, naive Bayes weights)."""
+"""fit_blend finds the validation log-loss optimum over (scale, naive Bayes weights); the
+expected calibration error and coverage table say how honest the shipped scores are."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+import pytest
 from scipy.special import log_softmax
 
-from textclf.calibration import NB_WEIGHT_BOUNDS, SCALE_BOUNDS, fit_blend
+from textclf.calibration import (
+    NB_WEIGHT_BOUNDS,
+    SCALE_BOUNDS,
+    coverage_table,
+    expected_calibration_error,
+    fit_blend,
+    reliability_bins,
+)
 
 
 def _loss(z: np.ndarray, y: np.ndarray) -> float:
@@ -69,3 +81,61 @@ def test_three_terms_each_get_the_weight_of_their_share() -> None:
     without = fit_blend(true - words - pairs, 0.5 * words, y)
     assert without.bigram_weight == 0.0
     assert blend.val_loss_after < without.val_loss_after
+
+
+# --- expected calibration error and coverage ---------------------------------------------------
+
+
+def test_ece_matches_a_hand_computed_example() -> None:
+    """Four texts, 2 labels. Top scores 0.9, 0.9 (one right), 0.65 (right), 0.55 (wrong).
+    With 15 bins: 0.9 falls in (13/15, 14/15], 0.65 in (9/15, 10/15], 0.55 in (8/15, 9/15].
+    ECE = 2/4 * |0.9 - 0.5| + 1/4 * |0.65 - 1| + 1/4 * |0.55 - 0| = 0.2 + 0.0875 + 0.1375."""
+    probs = np.array([[0.9, 0.1], [0.1, 0.9], [0.65, 0.35], [0.45, 0.55]])
+    y = np.array([0, 0, 0, 0])
+    assert expected_calibration_error(probs, y) == pytest.approx(0.425)
+    assert expected_calibration_error(probs, y, bins=1) == pytest.approx(
+        abs(np.mean([0.9, 0.9, 0.65, 0.55]) - 0.5)
+    )
+
+
+def test_bin_edges_are_closed_above() -> None:
+    """A top score of exactly 2/3 with 3 bins sits in the middle bin (1/3, 2/3], not the top."""
+    probs = np.array([[2 / 3, 1 / 3], [0.9, 0.1]])
+    bins = reliability_bins(probs, np.array([0, 0]), bins=3)
+    assert [(b["lo"], b["n"]) for b in bins] == [
+        (pytest.approx(1 / 3), 1),
+        (pytest.approx(2 / 3), 1),
+    ]
+
+
+def test_perfectly_calibrated_scores_have_near_zero_ece() -> None:
+    true, y = _labelled(seed=7, n=20_000)
+    probs = np.exp(log_softmax(true, axis=1))
+    assert expected_calibration_error(probs, y) < 0.01
+    assert expected_calibration_error(np.exp(log_softmax(4 * true, axis=1)), y) > 0.05
+
+
+def test_coverage_table_by_hand() -> None:
+    probs = np.array([[0.9, 0.1], [0.1, 0.9], [0.65, 0.35], [0.45, 0.55]])
+    rows = coverage_table(probs, np.array([0, 0, 0, 0]), thresholds=(0.0, 0.6, 0.95))
+    assert [(r["coverage"], r["accuracy"], r["n"]) for r in rows] == [
+        (1.0, 0.5, 4),
+        (0.75, pytest.approx(2 / 3), 3),
+        (0.0, 0.0, 0),
+    ]
+
+
+def test_calibration_in_the_trained_artifact(trained_model_dir: Path) -> None:
+    """The fixture model records ECE before/after on its test split, and its card shows both."""
+    manifest = json.loads((trained_model_dir / "manifest.json").read_text())
+    report = manifest["metrics"]["test"]["calibration"]
+    assert report["bins"] == 15
+    assert 0.0 <= report["ece"] <= 1.0 and 0.0 <= report["ece_before_temperature"] <= 1.0
+    assert report["coverage"][0]["coverage"] == 1.0
+    assert report["coverage"][0]["accuracy"] == pytest.approx(
+        manifest["metrics"]["test"]["accuracy"]
+    )
+    card = (trained_model_dir / "README.md").read_text()
+    assert f"{report['ece_before_temperature']:.4f} before the fitted temperature" in card
+    assert f"{report['ece']:.4f} after it" in card
+    assert "| score at least | coverage | accuracy | n |" in card

@@ -1,11 +1,12 @@
-"""Every artifact carries its learning curves and confusion matrix, checksummed like the rest."""
+"""Every artifact carries its learning curves, confusion matrix and reliability diagram,
+checksummed like the rest."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from textclf.model_card import CONFUSION_MATRIX, LEARNING_CURVES
+from textclf.model_card import CONFUSION_MATRIX, LEARNING_CURVES, RELIABILITY_DIAGRAM
 from textclf.plots import confusion_matrix_png, learning_curves_png
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -14,7 +15,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def test_artifact_has_both_pictures_listed_and_linked(trained_model_dir: Path) -> None:
     manifest = json.loads((trained_model_dir / "manifest.json").read_text())
     card = (trained_model_dir / "README.md").read_text()
-    for name in (LEARNING_CURVES, CONFUSION_MATRIX):
+    for name in (LEARNING_CURVES, CONFUSION_MATRIX, RELIABILITY_DIAGRAM):
         data = (trained_model_dir / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE)
         assert manifest["files"][name]["bytes"] == len(data)

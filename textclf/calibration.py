@@ -65,3 +65,87 @@ def fit_blend(
     before = loss_and_grad(start)[0]
     scale, nb_weight, bigram_weight = (float(v) for v in found.x)
     return Blend(scale, nb_weight, before, float(found.fun), bigram_weight)
+
+
+# --- how honest the shipped scores are, on the test split ------------------------------------
+
+ECE_BINS = 15
+COVERAGE_THRESHOLDS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Expected calibration error over `bins` equal-width bins of the top score (Guo et al.,
+    2017): the gap between confidence and accuracy in each bin, weighted by the bin's share of
+    texts. 0 means a score of 0.8 is right 80% of the time; it is what the temperature is for."""
+    if len(y) == 0:
+        return 0.0
+    confidence, correct = _confidence(probs, y)
+    # Bins are (lo, hi], the first one [0, hi]: a top score of exactly 1/bins joins the first.
+    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            gap += members.sum() * abs(confidence[members].mean() - correct[members].mean())
+    return float(gap / len(y))
+
+
+def reliability_bins(
+    probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS
+) -> list[dict[str, float]]:
+    """Per bin (non-empty ones only): its range, mean confidence, accuracy and count; what the
+    reliability diagram draws."""
+    confidence, correct = _confidence(probs, y)
+    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    return [
+        {
+            "lo": b / bins,
+            "hi": (b + 1) / bins,
+            "confidence": float(confidence[index == b].mean()),
+            "accuracy": float(correct[index == b].mean()),
+            "n": int((index == b).sum()),
+        }
+        for b in range(bins)
+        if (index == b).any()
+    ]
+
+
+def coverage_table(
+    probs: np.ndarray, y: np.ndarray, thresholds: tuple[float, ...] = COVERAGE_THRESHOLDS
+) -> list[dict[str, float]]:
+    """For each threshold: the share of texts whose top score reaches it (coverage) and the
+    accuracy on those; what a caller gets by acting only on predictions above a score."""
+    confidence, correct = _confidence(probs, y)
+    rows = []
+    for t in thresholds:
+        accepted = confidence >= t
+        n = int(accepted.sum())
+        rows.append(
+            {
+                "threshold": float(t),
+                "coverage": n / len(y) if len(y) else 0.0,
+                "accuracy": float(correct[accepted].mean()) if n else 0.0,
+                "n": n,
+            }
+        )
+    return rows
+
+
+def calibration_report(
+    probs_before: np.ndarray, probs_after: np.ndarray, y: np.ndarray, temperature: float
+) -> dict[str, Any]:
+    """JSON-ready: ECE before and after the fitted temperature, and the coverage table of the
+    shipped (after) scores."""
+    return {
+        "bins": ECE_BINS,
+        "temperature": float(temperature),
+        "ece_before_temperature": expected_calibration_error(probs_before, y),
+        "ece": expected_calibration_error(probs_after, y),
+        "coverage": coverage_table(probs_after, y),
+    }
+
+
+def _confidence(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's top score, and whether its label is the true one (as floats)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return probs.max(axis=1), (probs.argmax(axis=1) == np.asarray(y)).astype(np.float64)

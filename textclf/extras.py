@@ -14,7 +14,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "train": ("torch", "numpy", "scipy", "sklearn", "safetensors", "tqdm", "matplotlib"),
     "serve": (
         "torch", "numpy", "scipy", "sklearn", "safetensors", "tqdm",
-        "fastapi", "uvicorn", "pydantic_settings", "prometheus_client",
+        "fastapi", "uvicorn", "pydantic_settings", "prometheus_client", "fastapi_offline",
     ),
     "ray": (
         "torch", "numpy", "scipy", "sklearn", "safetensors", "tqdm", "matplotlib",

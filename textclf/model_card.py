@@ -6,6 +6,7 @@ from typing import Any
 
 LEARNING_CURVES = "learning_curves.png"
 CONFUSION_MATRIX = "confusion_matrix.png"
+RELIABILITY_DIAGRAM = "reliability_diagram.png"
 
 
 def render_model_card(manifest: dict[str, Any]) -> str:
@@ -38,6 +39,7 @@ def render_model_card(manifest: dict[str, Any]) -> str:
         "scored once, after training.",
         *_selection(manifest.get("training", {})),
         "",
+        *_calibration(metrics),
         *_pictures(manifest.get("files", {})),
         "## Intended use and limits",
         "",
@@ -71,10 +73,38 @@ def _selection(training: dict[str, Any]) -> list[str]:
     return ["", *lines] if lines else []
 
 
+def _calibration(metrics: dict[str, Any]) -> list[str]:
+    """ECE before/after the temperature and the accuracy-vs-coverage table, where recorded."""
+    split, report = next(
+        ((s, m["calibration"]) for s, m in metrics.items() if "calibration" in m), (None, None)
+    )
+    if report is None:
+        return []
+    return [
+        "## Calibration",
+        "",
+        f"Expected calibration error on the {split} split ({report['bins']} equal-width bins "
+        f"of the top score): {report['ece_before_temperature']:.4f} before the fitted "
+        f"temperature ({report['temperature']:.3f}), {report['ece']:.4f} after it (served).",
+        "",
+        "Accepting only predictions whose score reaches a threshold:",
+        "",
+        "| score at least | coverage | accuracy | n |",
+        "|---|---|---|---|",
+        *(
+            f"| {row['threshold']:.2f} | {row['coverage']:.1%} | {row['accuracy']:.4f} | "
+            f"{row['n']} |"
+            for row in report["coverage"]
+        ),
+        "",
+    ]
+
+
 def _pictures(files: dict[str, Any]) -> list[str]:
     shown = [
         (LEARNING_CURVES, "Learning curves"),
         (CONFUSION_MATRIX, "Confusion matrix"),
+        (RELIABILITY_DIAGRAM, "Reliability diagram"),
     ]
     lines = [f"![{title}]({name})" for name, title in shown if name in files]
     return [*lines, ""] if lines else []

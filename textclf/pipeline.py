@@ -13,18 +13,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from scipy.special import softmax
 
 from textclf import artifact as artifact_io
 from textclf import data as data_io
+from textclf.calibration import calibration_report, reliability_bins
 from textclf.config import RunConfig, to_dict
 from textclf.errors import ArtifactError, DataError, TrainingInterrupted
 from textclf.features import build_vectorizer, vectorizer_state
 from textclf.metrics import classification_report
 from textclf.model import MLP
-from textclf.model_card import CONFUSION_MATRIX, LEARNING_CURVES, render_model_card
-from textclf.plots import confusion_matrix_png, learning_curves_png
+from textclf.model_card import (
+    CONFUSION_MATRIX,
+    LEARNING_CURVES,
+    RELIABILITY_DIAGRAM,
+    render_model_card,
+)
+from textclf.plots import confusion_matrix_png, learning_curves_png, reliability_diagram_png
 from textclf.progress import say
-from textclf.train import predict_logits, train_classifier
+from textclf.train import Trained, predict_logits, train_classifier
 
 
 @dataclass
@@ -72,7 +80,7 @@ def train_artifact(
     )
     vectorizer.keep_columns(trained.model.config.n_features)
     timings["fit"] = _lap(clock) - timings["load_data"] - timings["vectorize"]
-    metrics, predictions = {}, {}
+    metrics, predictions, features = {}, {}, {}
     for split, corpus in (("validation", splits.val), ("test", splits.test)):
         if corpus is not None:
             x = x_val if split == "validation" else vectorizer.transform(corpus.texts)
@@ -80,8 +88,13 @@ def train_artifact(
             model = trained.validation_model if split == "validation" else trained.model
             predictions[split] = _predict(model, x, splits.labels, trained.selection.device)
             metrics[split] = classification_report(corpus.labels, predictions[split], splits.labels)
+            features[split] = x
     summary = trained.summary()
     plots = _plots(summary["history"], trained.selection.best_epoch, splits, predictions)
+    split = "test" if "test" in features else "validation"
+    metrics[split]["calibration"], plots[RELIABILITY_DIAGRAM] = _calibration(
+        trained, split, features[split], splits
+    )
     if should_stop():
         raise TrainingInterrupted("training interrupted; no artifact was written")
     artifact_io.save(
@@ -115,6 +128,41 @@ def _encode(labels: Sequence[str], classes: Sequence[str], split: str) -> np.nda
 def _predict(model: MLP, x: Any, labels: Sequence[str], device: str) -> list[str]:
     predicted = predict_logits(model, x, device).argmax(1)
     return [labels[i] for i in predicted]
+
+
+def _calibration(
+    trained: Trained, split: str, x: Any, splits: data_io.Splits
+) -> tuple[dict[str, Any], bytes]:
+    """ECE before and after the temperature and the coverage table, on `split` (test, else
+    validation), with its reliability diagram."""
+    corpus = splits.test if split == "test" else splits.val
+    assert corpus is not None
+    y = _encode(corpus.labels, splits.labels, split)
+    model = trained.model if split == "test" else trained.validation_model
+    device, scale = trained.selection.device, trained.blend.scale
+    after = softmax(predict_logits(model, x, device).astype(np.float64), axis=1)
+    unscaled = _without_temperature(model, scale)
+    before = softmax(predict_logits(unscaled, x, device).astype(np.float64), axis=1)
+    report = calibration_report(before, after, y, temperature=1 / scale)
+    png = reliability_diagram_png(
+        reliability_bins(before, y),
+        reliability_bins(after, y),
+        report["ece_before_temperature"],
+        report["ece"],
+        f"{split} split: reliability ({report['bins']} bins)",
+    )
+    return report, png
+
+
+@torch.no_grad()
+def _without_temperature(model: MLP, scale: float) -> MLP:
+    """A copy of `model` with the fitted logit scale undone (the naive Bayes terms kept): the
+    scores as they would be without temperature scaling."""
+    unscaled = MLP(model.config).to(next(model.parameters()).device)
+    unscaled.load_state_dict(model.state_dict())
+    unscaled.output.weight.div_(scale)
+    unscaled.output.bias.div_(scale)
+    return unscaled.eval()
 
 
 def _plots(

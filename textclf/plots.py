@@ -1,4 +1,5 @@
-"""Pictures for the artifact: learning curves and a confusion matrix, as PNG bytes.
+"""Pictures for the artifact: learning curves, a confusion matrix and a reliability diagram, as
+PNG bytes.
 
 Numbers in the manifest say how good a model is; these say how it got there (did validation
 loss turn while training loss kept falling?) and where it goes wrong (which labels it confuses),
@@ -59,6 +60,38 @@ def confusion_matrix_png(
             if rate >= 0.01:
                 color = "white" if rate > 0.5 else "black"
                 ax.text(j, i, f"{rate:.2f}", ha="center", va="center", fontsize=6, color=color)
+    return _png(fig)
+
+
+def reliability_diagram_png(
+    before: Sequence[Mapping[str, float]],
+    after: Sequence[Mapping[str, float]],
+    ece_before: float,
+    ece_after: float,
+    title: str,
+) -> bytes:
+    """Accuracy against mean top score per bin (`textclf.calibration.reliability_bins`), before
+    and after the temperature: on the diagonal a score means what it says; below it the model
+    is overconfident. The bars under it show where the texts are."""
+    fig = Figure(figsize=(6, 6.5))
+    ax, counts = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    for bins, ece, name, marker in (
+        (before, ece_before, "before temperature", "s"),
+        (after, ece_after, "after temperature (served)", "o"),
+    ):
+        ax.plot(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            marker=marker,
+            label=f"{name}: ECE {ece:.4f}",
+        )
+    ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.02), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    width = after[0]["hi"] - after[0]["lo"] if after else 1 / 15
+    counts.bar([b["lo"] for b in after], [b["n"] for b in after], width=width, align="edge")
+    counts.set(xlabel="top score (confidence), served model", ylabel="texts", yscale="log")
     return _png(fig)
 
 
