@@ -65,11 +65,11 @@ class Batcher:
         self.lanes = (small, bulk)
         assert len(self.lanes) == LANES
 
-    async def predict(self, texts: list[str], top_k: int) -> Result:
+    async def predict(self, texts: list[str], top_k: int, *, explain_terms: int = 0) -> Result:
         """Predictions for `texts` in order, from whichever batch of the lane their total size
-        picks they end up in."""
+        picks they end up in; with `explain_terms` > 0, each explained by that many terms."""
         lane = self.lanes[1] if sum(map(len, texts)) > self._bulk_chars else self.lanes[0]
-        return await lane.predict(texts, top_k)
+        return await lane.predict(texts, top_k, explain_terms)
 
     async def aclose(self) -> None:
         """Refuse new work (from now on, not once this coroutine first yields) and finish what
@@ -83,6 +83,7 @@ class Batcher:
 class _Job:
     texts: list[str]
     top_k: int
+    explain_terms: int
     future: asyncio.Future[Result]
 
 
@@ -108,12 +109,12 @@ class _Lane:
         self._drain_task: asyncio.Task[None] | None = None
         self.closed = False
 
-    async def predict(self, texts: list[str], top_k: int) -> Result:
+    async def predict(self, texts: list[str], top_k: int, explain_terms: int) -> Result:
         if self.closed:
             raise NotReady("the service is shutting down; retry on another instance")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
-        self._pending.append(_Job(texts, top_k, future))
+        self._pending.append(_Job(texts, top_k, explain_terms, future))
         self._arrived.set()
         if self._drain_task is None:
             # A task, not a direct call: it starts after the handlers already scheduled in this
@@ -171,7 +172,7 @@ class _Lane:
         n_labels = len(scorer.labels)  # a top_k above it means all labels, for any scorer
         outcomes: Sequence[Outcome]
         try:
-            batch = [(j.texts, min(j.top_k, n_labels)) for j in jobs]
+            batch = [(j.texts, min(j.top_k, n_labels), j.explain_terms) for j in jobs]
             outcomes = await scorer.score(batch, self.index)
         except ScorerUnavailable as exc:
             outcomes = [NotReady(str(exc))] * len(jobs)

@@ -11,9 +11,19 @@ import json
 from collections.abc import Sequence
 
 import numpy as np
+from pydantic import TypeAdapter
+
+from textclf.schemas import Prediction
 
 # Per request: (rows, top_k) of a batch's probability matrix.
 Block = tuple[int, int]
+# Explained predictions are rare and carry many more fields: pydantic writes them.
+_PREDICTIONS = TypeAdapter(list[Prediction])
+
+
+def encode_predictions(predictions: list[Prediction]) -> bytes:
+    """Typed predictions (with explanations) as the JSON array a response carries."""
+    return _PREDICTIONS.dump_json(predictions)
 
 
 class PredictionsJSON:

@@ -21,13 +21,13 @@ _ERRORS: dict[str, type[Exception]] = {"ValueError": ValueError, "TypeError": Ty
 
 
 def encode_jobs(jobs: list[Job]) -> bytes:
-    """A batch as one frame: the number of jobs, each job's (top_k, number of texts), each
-    text's size in bytes, then the texts' UTF-8 back to back ("surrogatepass": a JSON body can
-    carry lone surrogates)."""
-    blobs = [text.encode("utf-8", "surrogatepass") for texts, _ in jobs for text in texts]
+    """A batch as one frame: the number of jobs, each job's (top_k, explain_terms, number of
+    texts), each text's size in bytes, then the texts' UTF-8 back to back ("surrogatepass": a
+    JSON body can carry lone surrogates)."""
+    blobs = [text.encode("utf-8", "surrogatepass") for texts, _, _ in jobs for text in texts]
     words = [len(jobs)]
-    for texts, top_k in jobs:
-        words += (top_k, len(texts))
+    for texts, top_k, explain_terms in jobs:
+        words += (top_k, explain_terms, len(texts))
     words += map(len, blobs)
     return struct.pack(f"!{len(words)}Q", *words) + b"".join(blobs)
 
@@ -35,9 +35,9 @@ def encode_jobs(jobs: list[Job]) -> bytes:
 def decode_jobs(frame: bytes) -> list[Job]:
     """`encode_jobs` undone; a malformed frame raises ValueError or struct.error."""
     (n_jobs,) = U64.unpack_from(frame)
-    spec = struct.unpack_from(f"!{2 * n_jobs}Q", frame, U64.size)
-    n_texts = sum(spec[1::2])
-    offset = U64.size * (1 + 2 * n_jobs)
+    spec = struct.unpack_from(f"!{3 * n_jobs}Q", frame, U64.size)
+    n_texts = sum(spec[2::3])
+    offset = U64.size * (1 + 3 * n_jobs)
     sizes = struct.unpack_from(f"!{n_texts}Q", frame, offset)
     start = offset + U64.size * n_texts
     if start + sum(sizes) != len(frame):
@@ -47,8 +47,8 @@ def decode_jobs(frame: bytes) -> list[Job]:
         texts.append(str(frame[start : start + size], "utf-8", "surrogatepass"))
         start += size
     jobs, first = [], 0
-    for top_k, count in zip(spec[::2], spec[1::2], strict=True):
-        jobs.append((texts[first : first + count], top_k))
+    for top_k, explain_terms, count in zip(spec[::3], spec[1::3], spec[2::3], strict=True):
+        jobs.append((texts[first : first + count], top_k, explain_terms))
         first += count
     return jobs
 

@@ -72,7 +72,10 @@ async def predict(request: Request) -> Response:
     # The hot path takes no FastAPI dependencies (see deps.read_predict_request).
     question = await read_predict_request(request)
     state = request.app.state
-    result = await state.batcher.predict(question.texts, question.top_k)
+    explain_terms = question.explain_terms if question.explain else 0
+    result = await state.batcher.predict(
+        question.texts, question.top_k, explain_terms=explain_terms
+    )
     state.metrics.observe_labels(result.labels)
     # A `PredictResponse`, assembled from its parts' JSON (the predictions come serialised).
     model = result.model.model_dump_json().encode()

@@ -1,10 +1,10 @@
 """Scorers: where a worker runs its model. One interface, two places.
 
-The batcher (`service.batcher`) hands a scorer a batch of jobs, each a request's texts and
-top_k, on one of its lanes, and awaits each job's outcome: the top labels and predictions JSON,
-or the error that job alone raised. `ThreadScorer` runs the model in this process, one thread
-per lane; `ProcessScorer` (`service.process_scorer`) in a child process, one channel per lane.
-The batcher never needs to know which.
+The batcher (`service.batcher`) hands a scorer a batch of jobs, each a request's texts, top_k
+and explain_terms (0: no explanations), on one of its lanes, and awaits each job's outcome: the
+top labels and predictions JSON, or the error that job alone raised. `ThreadScorer` runs the
+model in this process, one thread per lane; `ProcessScorer` (`service.process_scorer`) in a
+child process, one channel per lane. The batcher never needs to know which.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from typing import Protocol
 
 import numpy as np
 
-from service.encoding import PredictionsJSON
+from service.encoding import PredictionsJSON, encode_predictions
 from service.settings import ScorerKind as Kind
-from textclf.schemas import ModelInfo, ModelRef
+from textclf.schemas import ModelInfo, ModelRef, Prediction
 
 logger = logging.getLogger("textclf.service")
 
 LANES = 2  # the batcher's lanes: small requests, and bulk ones (service.batcher)
-Job = tuple[list[str], int]  # a request's texts and top_k
+Job = tuple[list[str], int, int]  # a request's texts, top_k and explain_terms (0: none)
 Outcome = tuple[list[str], bytes] | Exception
 
 
@@ -67,6 +67,10 @@ class Model(Protocol):
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
+    def explain(
+        self, texts: Sequence[str], top_k: int = 1, explain_terms: int = 10
+    ) -> list[Prediction]: ...
+
 
 def score_jobs(model: Model, encoder: PredictionsJSON, jobs: list[Job]) -> list[Outcome]:
     """One `predict_proba` over every job's texts, then each job's labels and JSON. If the
@@ -84,8 +88,27 @@ def score_jobs(model: Model, encoder: PredictionsJSON, jobs: list[Job]) -> list[
 def _score(
     model: Model, encoder: PredictionsJSON, jobs: list[Job]
 ) -> list[tuple[list[str], bytes]]:
-    probs = model.predict_proba([text for texts, _ in jobs for text in texts])
-    return encoder.blocks(probs, [(len(texts), top_k) for texts, top_k in jobs])
+    if any(explain_terms for _, _, explain_terms in jobs):
+        return _score_explained(model, encoder, jobs)
+    probs = model.predict_proba([text for texts, _, _ in jobs for text in texts])
+    return encoder.blocks(probs, [(len(texts), top_k) for texts, top_k, _ in jobs])
+
+
+def _score_explained(
+    model: Model, encoder: PredictionsJSON, jobs: list[Job]
+) -> list[tuple[list[str], bytes]]:
+    """A batch where some requests asked for explanations: those are explained one request at
+    a time (a term batch per text), the rest scored together as usual."""
+    plain = [job for job in jobs if not job[2]]
+    written = iter(_score(model, encoder, plain) if plain else [])
+    out = []
+    for texts, top_k, explain_terms in jobs:
+        if not explain_terms:
+            out.append(next(written))
+            continue
+        predictions = model.explain(texts, top_k, explain_terms)
+        out.append(([p.label for p in predictions], encode_predictions(predictions)))
+    return out
 
 
 def _score_alone(model: Model, encoder: PredictionsJSON, job: Job) -> Outcome:

@@ -125,6 +125,22 @@ async def test_async_client(server: LiveServer, predictor: Predictor) -> None:
             await client.predict([])
 
 
+def test_predict_explain_equals_the_in_process_model(
+    client: Client, server: LiveServer, predictor: Predictor
+) -> None:
+    explained = client.predict(TEXTS[0], explain=True, explain_terms=4)
+    assert explained == predictor.predict(TEXTS[0], explain=True, explain_terms=4)
+    assert explained.explanation is not None and len(explained.explanation) <= 4
+    assert client.predict(TEXTS[0]).explanation is None
+
+
+@pytest.mark.anyio
+async def test_async_client_explains(server: LiveServer, predictor: Predictor) -> None:
+    async with AsyncClient(server.url) as client:
+        explained = await client.predict(TEXTS, explain=True, explain_terms=2)
+    assert explained == predictor.predict(TEXTS, explain=True, explain_terms=2)
+
+
 def test_close_and_context_manager(server: LiveServer) -> None:
     client = Client(server.url)
     client.predict("the rocket reached orbit")

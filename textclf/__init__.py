@@ -15,7 +15,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from textclf.errors import ArtifactError, ConfigError, DataError, TextclfError
-from textclf.schemas import LabelScore, ModelInfo, ModelRef, Prediction, PredictResponse
+from textclf.schemas import LabelScore, ModelInfo, ModelRef, Prediction, PredictResponse, Term
 
 __version__ = "0.1.0"
 
@@ -40,6 +40,7 @@ __all__ = [
     "PredictResponse",
     "Prediction",
     "Predictor",
+    "Term",
     "TextClassifier",
     "TextclfError",
     "load",

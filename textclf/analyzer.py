@@ -93,6 +93,55 @@ class WordAnalyzer:
         return terms
 
 
+# A term with where it occurs: (term, start, end), `text[start:end]` being the occurrence.
+Span = tuple[str, int, int]
+
+
+def term_spans(analyzer: WordAnalyzer, text: str) -> list[Span]:
+    """`analyzer(text)`'s terms, in the same order, each with its character offsets in `text`
+    as written (an n-gram spans its first word's start to its last word's end).
+
+    For explanations (`textclf.explain`), which must point at the words in the text as sent.
+    The tokens come from the token pattern on the lowercased text, as in `WordAnalyzer.tokens`
+    (equal to its ASCII byte path); lowercasing can lengthen a character ("İ" -> "i̇"), so
+    offsets are mapped back to the original characters."""
+    return ngram_spans(analyzer, _word_spans(analyzer, text))
+
+
+def ngram_spans(analyzer: WordAnalyzer, spans: list[Span]) -> list[Span]:
+    """`analyzer`'s n-grams of words already found (`word_spans`), with their offsets."""
+    low, high = analyzer.ngram_range
+    out: list[Span] = list(spans) if low == 1 else []
+    for n in range(max(low, 2), min(high, len(spans)) + 1):
+        for i in range(len(spans) - n + 1):
+            gram = spans[i : i + n]
+            out.append((" ".join(w for w, _, _ in gram), gram[0][1], gram[-1][2]))
+    return out
+
+
+def word_spans(analyzer: WordAnalyzer, text: str) -> list[Span]:
+    """`analyzer.words(text)` with each word's character offsets in `text`."""
+    return _word_spans(analyzer, text)
+
+
+def _word_spans(analyzer: WordAnalyzer, text: str) -> list[Span]:
+    lowered = text.lower() if analyzer.lowercase else text
+    origin: list[int] | None = None
+    if len(lowered) != len(text):  # lowercasing only ever lengthens a character
+        origin = [i for i, c in enumerate(text) for _ in range(len(c.lower()))]
+    stop = analyzer.stop_words or frozenset()
+    out: list[Span] = []
+    for match in TOKEN_PATTERN.finditer(lowered):
+        word = match.group()
+        if word in stop:
+            continue
+        start, end = match.span()
+        if origin is not None:
+            start, end = origin[start], origin[end - 1] + 1
+        out.append((word, start, end))
+    return out
+
+
 def english_stop_words() -> frozenset[str]:
     """scikit-learn's English list (imported only by models configured with it)."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS

@@ -128,8 +128,15 @@ class _BaseClient:
 
     # --- calls ------------------------------------------------------------------------------
 
-    def _predict_call(self, texts: Sequence[str], top_k: int) -> _Call[PredictResponse]:
-        payload = {"texts": [texts] if isinstance(texts, str) else list(texts), "top_k": top_k}
+    def _predict_call(
+        self, texts: Sequence[str], top_k: int, explain: bool, explain_terms: int
+    ) -> _Call[PredictResponse]:
+        payload: dict[str, Any] = {
+            "texts": [texts] if isinstance(texts, str) else list(texts),
+            "top_k": top_k,
+        }
+        if explain:  # otherwise the body stays what it always was
+            payload.update(explain=True, explain_terms=explain_terms)
         return _Call("POST", "v1/predict", _parser(PredictResponse), json=payload)
 
     def _model_call(self) -> _Call[ModelInfo]:
@@ -248,20 +255,45 @@ class Client(_BaseClient):
         )
 
     @overload
-    def predict(self, text_or_texts: str, top_k: int = 1) -> Prediction: ...  # type: ignore[overload-overlap]
+    def predict(  # type: ignore[overload-overlap]
+        self, text_or_texts: str, top_k: int = 1, *, explain: bool = False, explain_terms: int = 10
+    ) -> Prediction: ...
     @overload
-    def predict(self, text_or_texts: Sequence[str], top_k: int = 1) -> list[Prediction]: ...
+    def predict(
+        self,
+        text_or_texts: Sequence[str],
+        top_k: int = 1,
+        *,
+        explain: bool = False,
+        explain_terms: int = 10,
+    ) -> list[Prediction]: ...
 
     def predict(
-        self, text_or_texts: str | Sequence[str], top_k: int = 1
+        self,
+        text_or_texts: str | Sequence[str],
+        top_k: int = 1,
+        *,
+        explain: bool = False,
+        explain_terms: int = 10,
     ) -> Prediction | list[Prediction]:
-        """A string gives one Prediction; a list gives a list, in the same order."""
+        """A string gives one Prediction; a list gives a list, in the same order. With
+        `explain`, each carries its `explanation` (`explain_terms` terms, 1 to 100)."""
         texts, single = _as_texts(text_or_texts)
-        return self._unwrap(self.predict_response(texts, top_k), single)
+        response = self.predict_response(
+            texts, top_k, explain=explain, explain_terms=explain_terms
+        )
+        return self._unwrap(response, single)
 
-    def predict_response(self, texts: Sequence[str], top_k: int = 1) -> PredictResponse:
+    def predict_response(
+        self,
+        texts: Sequence[str],
+        top_k: int = 1,
+        *,
+        explain: bool = False,
+        explain_terms: int = 10,
+    ) -> PredictResponse:
         """The full response, including which model version answered."""
-        return self._send(self._predict_call(texts, top_k))
+        return self._send(self._predict_call(texts, top_k, explain, explain_terms))
 
     def model_info(self) -> ModelInfo:
         return self._send(self._model_call())
@@ -328,20 +360,45 @@ class AsyncClient(_BaseClient):
         )
 
     @overload
-    async def predict(self, text_or_texts: str, top_k: int = 1) -> Prediction: ...  # type: ignore[overload-overlap]
+    async def predict(  # type: ignore[overload-overlap]
+        self, text_or_texts: str, top_k: int = 1, *, explain: bool = False, explain_terms: int = 10
+    ) -> Prediction: ...
     @overload
-    async def predict(self, text_or_texts: Sequence[str], top_k: int = 1) -> list[Prediction]: ...
+    async def predict(
+        self,
+        text_or_texts: Sequence[str],
+        top_k: int = 1,
+        *,
+        explain: bool = False,
+        explain_terms: int = 10,
+    ) -> list[Prediction]: ...
 
     async def predict(
-        self, text_or_texts: str | Sequence[str], top_k: int = 1
+        self,
+        text_or_texts: str | Sequence[str],
+        top_k: int = 1,
+        *,
+        explain: bool = False,
+        explain_terms: int = 10,
     ) -> Prediction | list[Prediction]:
-        """A string gives one Prediction; a list gives a list, in the same order."""
+        """A string gives one Prediction; a list gives a list, in the same order. With
+        `explain`, each carries its `explanation` (`explain_terms` terms, 1 to 100)."""
         texts, single = _as_texts(text_or_texts)
-        return self._unwrap(await self.predict_response(texts, top_k), single)
+        response = await self.predict_response(
+            texts, top_k, explain=explain, explain_terms=explain_terms
+        )
+        return self._unwrap(response, single)
 
-    async def predict_response(self, texts: Sequence[str], top_k: int = 1) -> PredictResponse:
+    async def predict_response(
+        self,
+        texts: Sequence[str],
+        top_k: int = 1,
+        *,
+        explain: bool = False,
+        explain_terms: int = 10,
+    ) -> PredictResponse:
         """The full response, including which model version answered."""
-        return await self._send(self._predict_call(texts, top_k))
+        return await self._send(self._predict_call(texts, top_k, explain, explain_terms))
 
     async def model_info(self) -> ModelInfo:
         return await self._send(self._model_call())

@@ -284,6 +284,14 @@ def subject_line(text: str) -> str:
     return match.group(1) if match else ""
 
 
+def subject_offset(text: str) -> int:
+    """Where `subject_line(text)` starts in `text` (-1 when there is none), for explanations'
+    character offsets."""
+    end = text.find("\n\n")
+    match = _SUBJECT.search(text, 0, end if end >= 0 else len(text))
+    return match.start(1) if match else -1
+
+
 def subject_lines(texts: Sequence[str]) -> list[str]:
     return [subject_line(text) for text in texts]
 

@@ -20,8 +20,9 @@ import torch
 
 from textclf import artifact as artifact_io
 from textclf.artifact import Artifact
-from textclf.features import to_torch
-from textclf.schemas import LabelScore, ModelInfo, ModelRef, Prediction
+from textclf.explain import Explainer
+from textclf.features import Encoded, to_torch
+from textclf.schemas import MAX_EXPLAIN_TERMS, LabelScore, ModelInfo, ModelRef, Prediction
 
 BATCH_SIZE = 1024
 
@@ -65,18 +66,74 @@ class Predictor:
         return np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), np.float32)
 
     @overload
-    def predict(self, texts: str, top_k: int = 1) -> Prediction: ...  # type: ignore[overload-overlap]
+    def predict(  # type: ignore[overload-overlap]
+        self, texts: str, top_k: int = 1, *, explain: bool = False, explain_terms: int = 10
+    ) -> Prediction: ...
     @overload
-    def predict(self, texts: Sequence[str], top_k: int = 1) -> list[Prediction]: ...
+    def predict(
+        self,
+        texts: Sequence[str],
+        top_k: int = 1,
+        *,
+        explain: bool = False,
+        explain_terms: int = 10,
+    ) -> list[Prediction]: ...
 
-    def predict(self, texts: str | Sequence[str], top_k: int = 1) -> Prediction | list[Prediction]:
-        """One text gives one Prediction, a list gives a list in the same order."""
+    def predict(
+        self,
+        texts: str | Sequence[str],
+        top_k: int = 1,
+        *,
+        explain: bool = False,
+        explain_terms: int = 10,
+    ) -> Prediction | list[Prediction]:
+        """One text gives one Prediction, a list gives a list in the same order. With
+        `explain`, each carries its `explanation`: its `explain_terms` strongest terms
+        (`textclf.explain` says what a term's weight means)."""
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         single = isinstance(texts, str)
-        probs = self.predict_proba([texts] if isinstance(texts, str) else texts)
-        predictions = self.to_predictions(probs, top_k)
+        batch = [texts] if isinstance(texts, str) else texts
+        if explain:
+            predictions = self.explain(batch, top_k, explain_terms)
+        else:
+            predictions = self.to_predictions(self.predict_proba(batch), top_k)
         return predictions[0] if single else predictions
+
+    def explain(
+        self, texts: Sequence[str], top_k: int = 1, explain_terms: int = 10
+    ) -> list[Prediction]:
+        """Predictions with their explanations (what `predict(..., explain=True)` returns for a
+        list; the service's scorers call this)."""
+        if not 1 <= explain_terms <= MAX_EXPLAIN_TERMS:
+            raise ValueError(
+                f"explain_terms must be 1 to {MAX_EXPLAIN_TERMS}, got {explain_terms}"
+            )
+        texts = as_text_list(texts)
+        out: list[Prediction] = []
+        for start in range(0, len(texts), BATCH_SIZE):
+            batch = texts[start : start + BATCH_SIZE]
+            encoded = self._vectorizer.encode(batch)  # once, for the scores and the terms
+            probs = self._proba_encoded(encoded)
+            labels = probs.argmax(1).tolist()
+            explanations = self._explainer.explain(batch, labels, explain_terms, encoded)
+            out += [
+                Prediction.model_construct(
+                    label=p.label, score=p.score, top_k=p.top_k, explanation=terms
+                )
+                for p, terms in zip(self.to_predictions(probs, top_k), explanations, strict=True)
+            ]
+        return out
+
+    @torch.inference_mode()
+    def _proba_encoded(self, features: Encoded) -> np.ndarray:
+        """`_proba_batch` on rows already encoded (the same steps)."""
+        logits = self._model(to_torch(features, self.device))
+        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+    @cached_property
+    def _explainer(self) -> Explainer:
+        return Explainer(self._vectorizer, self._model)
 
     def to_predictions(self, probs: np.ndarray, top_k: int) -> list[Prediction]:
         """Typed results from a probability matrix (shared with the service's batched path)."""

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
+MAX_EXPLAIN_TERMS = 100  # terms per explanation: PredictRequest.explain_terms's upper bound
+
 
 class _Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -22,10 +24,37 @@ class LabelScore(_Wire):
     score: float = Field(ge=0.0, le=1.0, description="Probability of this label.")
 
 
+class Term(_Wire):
+    """One term of an explanation: a feature the model reads, its effect and where it occurs."""
+
+    term: str = Field(
+        description="A word, a word n-gram, a subject-line word or a word pair, as the model "
+        "keys it (lowercased)."
+    )
+    weight: float = Field(
+        description="log p(label | text) - log p(label | text without this term), for the "
+        "predicted label: positive pushes toward it, negative away. Exact for this model: the "
+        "term's features (body, subject line, word pair) are removed and each part's TF-IDF "
+        "renormalised, as the vectorizer would weigh the text without them."
+    )
+    spans: list[tuple[int, int]] = Field(
+        description="Every occurrence as [start, end) character offsets into the text as sent: "
+        "`text[start:end]` is the occurrence, case as written; a multi-word term spans from its "
+        "first word's start to its last word's end."
+    )
+
+
 class Prediction(_Wire):
     label: str = Field(description="The most likely label.")
     score: float = Field(ge=0.0, le=1.0, description="Probability of `label`.")
     top_k: list[LabelScore] = Field(description="The k most likely labels, best first.")
+    # Left out of the JSON when absent, so answers without explanations stay as they were.
+    explanation: list[Term] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Only when asked for (`explain`): the terms that decided `label`, strongest "
+        "(largest |weight|) first.",
+    )
 
 
 class ModelRef(_Wire):
@@ -46,7 +75,7 @@ class PredictRequest(_Wire):
         "of labels, all of them.",
     )
 
-    @field_validator("top_k", mode="before")
+    @field_validator("top_k", "explain_terms", mode="before")
     @classmethod
     def _integral_number(cls, value: object) -> object:
         # JSON Schema's "integer" includes 3.0 (a number with no fraction), so it is accepted
@@ -54,6 +83,21 @@ class PredictRequest(_Wire):
         if isinstance(value, float) and value.is_integer():
             return int(value)
         return value
+
+    explain: bool = Field(
+        default=False,
+        strict=True,
+        description="Also return each prediction's `explanation`: its strongest terms, their "
+        "exact effect on the predicted label's log-probability, and where they occur.",
+    )
+    explain_terms: int = Field(
+        default=10,
+        ge=1,
+        le=MAX_EXPLAIN_TERMS,
+        strict=True,
+        description=f"How many terms per explanation, 1 to {MAX_EXPLAIN_TERMS} (fewer when the "
+        "text has fewer); read only with `explain`.",
+    )
 
 
 def limited_predict_request(*, max_texts: int, max_text_chars: int) -> type[PredictRequest]:

@@ -17,13 +17,13 @@ TEXTS = [
 
 
 def test_batch_frames_carry_any_text_unchanged() -> None:
-    jobs = [(TEXTS, 3), ([], 1), (["lone \ud800 surrogate", "x" * 70_000], 20)]
+    jobs = [(TEXTS, 3, 0), ([], 1, 10), (["lone \ud800 surrogate", "x" * 70_000], 20, 100)]
     assert decode_jobs(encode_jobs(jobs)) == jobs
 
 
 @pytest.mark.parametrize("cut", [1, 9, -1])
 def test_a_truncated_batch_frame_is_an_error_not_a_wrong_batch(cut: int) -> None:
-    frame = encode_jobs([(TEXTS, 3)])
+    frame = encode_jobs([(TEXTS, 3, 0)])
     with pytest.raises((ValueError, struct.error)):
         decode_jobs(frame[:cut])
 

@@ -76,7 +76,9 @@ def test_openapi_documents_the_api(http: httpx.Client) -> None:
     predict = spec["paths"]["/v1/predict"]["post"]
     body_schema = predict["requestBody"]["content"]["application/json"]["schema"]
     assert body_schema == {"$ref": "#/components/schemas/PredictRequest"}
-    assert set(spec["components"]["schemas"]["PredictRequest"]["properties"]) == {"texts", "top_k"}
+    assert set(spec["components"]["schemas"]["PredictRequest"]["properties"]) == {
+        "texts", "top_k", "explain", "explain_terms"
+    }
     assert predict["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/PredictResponse"
     }
