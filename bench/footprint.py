@@ -6,12 +6,20 @@ way. Load times come from fresh processes (`--repeats`, median), timing `textclf
 verifies every checksum) separately from importing the library. Serving memory is the RSS of the
 `textclf serve` process after startup and after a burst of requests, next to the bare FastAPI
 app's.
+
+Workers: the proportional set size (PSS, /proc/PID/smaps_rollup: a page shared by k processes
+counts 1/k in each) summed over every process of `textclf serve --workers N` (supervisor,
+workers, their model processes) for N = 1, 2, 4, after startup and a burst of requests. The
+weights are memory-mapped, so N workers should not cost N copies of them. `--serve-from DIR` runs
+the servers from another checkout's code (`git archive COMMIT | tar -x -C DIR`) for a before/after
+comparison in one session.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import statistics
 import subprocess
@@ -57,11 +65,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="fresh-process loads (median)")
     parser.add_argument("--quick", action="store_true", help="two loads each")
     parser.add_argument("--retrain", action="store_true", help="ignore the cached default model")
+    parser.add_argument(
+        "--workers",
+        default="1,2,4",
+        help="worker counts whose memory (PSS) to measure, comma-separated (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--serve-from",
+        type=Path,
+        help="run the servers from this checkout's code instead (a before/after comparison)",
+    )
+    parser.add_argument(
+        "--only-workers", action="store_true", help="measure only the workers' memory"
+    )
 
 
 def run(args: argparse.Namespace) -> Result:
-    repeats = 2 if args.quick else args.repeats
     model, _ = default_model("kept", retrain=args.retrain)
+    if args.serve_from is not None:  # the servers' processes import that code first
+        os.environ["PYTHONPATH"] = str(args.serve_from.resolve())
+    counts = [int(n) for n in args.workers.split(",") if n.strip()]
+    workers = _workers_memory(model, counts, 100 if args.quick else 500)
+    title = "memory of `textclf serve --workers N` (all its processes)"
+    workers_table = Table(title, _WORKERS, workers)
+    if args.only_workers:
+        return Result(NAME, [workers_table], [], {"workers": workers})
+    return _run_all(args, model, workers_table, workers)
+
+
+def _run_all(
+    args: argparse.Namespace, model: Path, workers_table: Table, workers: list[dict[str, Any]]
+) -> Result:
+    repeats = 2 if args.quick else args.repeats
     with tempfile.TemporaryDirectory(prefix="textclf-bench-") as tmp:
         pickled = _pickled_baseline(Path(tmp) / "pipeline.pkl")
         ours = _loads(_textclf_loader(model), repeats, "textclf.load")
@@ -117,8 +152,40 @@ def run(args: argparse.Namespace) -> Result:
     tables = [
         Table("artifact, load and memory", _SIZE, rows),
         Table("artifact files", {"file": "file", "mb": "MB"}, files),
+        workers_table,
     ]
-    return Result(NAME, tables, targets, {"serving_mib": serving, "files": files})
+    extra = {"serving_mib": serving, "files": files, "workers": workers}
+    return Result(NAME, tables, targets, extra)
+
+
+_WORKERS = {
+    "workers": "workers",
+    "processes": "processes",
+    "total_pss": "total PSS, MiB",
+    "pss_per_worker": "PSS per worker, MiB",
+    "total_rss": "total RSS, MiB",
+}
+
+
+def _workers_memory(model: Path, counts: list[int], burst: int) -> list[dict[str, Any]]:
+    rows = []
+    for n in counts:
+        with (
+            step(f"textclf serve --workers {n}: PSS of every process after {burst} requests"),
+            serve("textclf", workers=n, model=model) as server,
+        ):
+            _burst(server, burst)
+            memory = server.memory()
+        rows.append(
+            {
+                "workers": n,
+                "processes": memory["processes"],
+                "total_pss": memory["total_pss"],
+                "pss_per_worker": memory["total_pss"] / n,
+                "total_rss": memory["total_rss"],
+            }
+        )
+    return rows
 
 
 def _size_mb(path: Path) -> float:

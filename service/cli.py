@@ -14,12 +14,9 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textclf.extras import require
-
-if TYPE_CHECKING:
-    from fastapi import FastAPI
 
 EXIT_ERROR = 1
 
@@ -55,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=_positive_int,
         default=1,
-        help="worker processes, each with its own copy of the model (default: %(default)s)",
+        help="worker processes, serving one socket and reloading and counting as one; the "
+        "weights are memory-mapped, so they share them (default: %(default)s)",
     )
     try:
         from service.flags import add_settings_flags
@@ -92,12 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    # uvicorn drains in-flight requests on SIGTERM, then raises the signal again, which would end
-    # a cleanly stopped server as killed by it (exit status 143): make that a plain exit 0.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
     options: dict[str, Any] = {
-        "host": args.host,
-        "port": args.port,
         "log_level": settings.log_level,
         "access_log": settings.access_log,
         "log_config": _log_config(settings.log_level),
@@ -108,32 +101,22 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.workers == 1:
         app = create_app(settings, scorer=scorer)
-        _freeze_heap()
-        uvicorn.run(app, **options)
+        freeze_heap()
+        signal.signal(signal.SIGTERM, exit_cleanly)
+        uvicorn.run(app, host=args.host, port=args.port, **options)
         return 0
     # Workers are fresh processes: they rebuild the settings from the environment and load the
     # model themselves. Free the parent's copy first; the parent only supervises.
     scorer.close(wait=True)
     del scorer
     os.environ.update(as_environment(overrides))
-    uvicorn.run("service.cli:worker_app", factory=True, workers=args.workers, **options)
-    return 0
+    from service.supervisor import Supervisor
+
+    supervisor = Supervisor(workers=args.workers, host=args.host, port=args.port, options=options)
+    return supervisor.run()
 
 
-def worker_app() -> FastAPI:
-    """Each `--workers N` process's entry point (uvicorn calls it): the settings from the
-    environment, the model loaded, then the heap frozen, as for a single worker."""
-    from service.app import create_app
-    from service.holder import load_scorer
-    from service.settings import get_settings
-
-    settings = get_settings()
-    app = create_app(settings, scorer=load_scorer(settings))
-    _freeze_heap()
-    return app
-
-
-def _freeze_heap() -> None:
+def freeze_heap() -> None:
     """Move everything loaded so far (FastAPI, pydantic, an in-process model: ~260k long-lived
     objects) out of the cyclic collector's sight: every full collection walked them all (140-180
     ms pauses, the p99 tail under load). A process-wide switch, so it is thrown here, at the
@@ -142,7 +125,9 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+def exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    """uvicorn drains in-flight requests on SIGTERM, then raises the signal again, which would end
+    a cleanly stopped server as killed by it (exit status 143): make that a plain exit 0."""
     raise SystemExit(0)
 
 

@@ -4,19 +4,24 @@ Each app gets its own `CollectorRegistry`, so several apps in one process (tests
 collide on metric names. Labelled children are cached per label tuple: `Counter.labels(...)` takes
 a lock and validates its arguments, which is a measurable share of a sub-millisecond request.
 
-Multi-worker note: each uvicorn worker process keeps its own counters and answers /metrics with
-them. Prometheus multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`) is not wired up; scrape each
-worker, or run one worker per container, to get whole-service totals.
+With `textclf serve --workers N` the metrics are the whole service's, whichever worker answers the
+scrape: the supervisor (`service.supervisor`) gives each run a fresh `PROMETHEUS_MULTIPROC_DIR`
+before any worker imports prometheus_client, every worker writes its values there, and /metrics
+sums them (`prometheus_client.multiprocess.MultiProcessCollector`). Counters and histograms are
+totals over all workers; the one gauge, `textclf_model_info`, is per worker (a `pid` label,
+`liveall`: a worker that exits drops out), so a scrape shows which version each worker serves.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from textclf.schemas import ModelRef
@@ -28,10 +33,15 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
 
 class Metrics:
-    """The service's metrics and cheap ways to update them."""
+    """The service's metrics and cheap ways to update them. `multiprocess_dir`: the
+    `PROMETHEUS_MULTIPROC_DIR` this worker writes to, so `render` reports every worker's."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, multiprocess_dir: Path | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._exposed = self.registry
+        if multiprocess_dir is not None:
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(self._exposed, path=str(multiprocess_dir))
         self.requests = Counter(
             "textclf_http_requests",
             "HTTP requests by route template, method and status code.",
@@ -57,12 +67,27 @@ class Metrics:
             buckets=_BATCH_BUCKETS,
             registry=self.registry,
         )
-        self.model = Info("textclf_model", "The model being served.", registry=self.registry)
+        # A gauge, not an Info (which multiprocess mode cannot store); same sample name.
+        self.model = Gauge(
+            "textclf_model_info",
+            "The model being served: 1 for the name and version served now (0 for one served "
+            "before a reload). With several workers, one per worker (`pid` label).",
+            ["name", "version"],
+            multiprocess_mode="liveall",
+            registry=self.registry,
+        )
+        self._model_labels: tuple[str, str] | None = None
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._label_children: dict[str, Any] = {}
 
     def set_model(self, model: ModelRef) -> None:
-        self.model.info({"name": model.name, "version": model.version})
+        labels = (model.name, model.version)
+        if self._model_labels is not None and self._model_labels != labels:
+            # Zero first: multiprocess mode keeps a removed child's last value in its file.
+            self.model.labels(*self._model_labels).set(0)
+            self.model.remove(*self._model_labels)
+        self.model.labels(*labels).set(1)
+        self._model_labels = labels
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
@@ -88,7 +113,7 @@ class Metrics:
         self.batch_texts.observe(n_texts)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed)
 
 
 class MetricsMiddleware:

@@ -1,14 +1,17 @@
 """Hot reload: load the model folder again and swap it in, without dropping a request.
 
-Triggered by `POST /v1/admin/reload` (API key required) or by SIGHUP to a worker process. The new
-artifact is loaded and verified on a thread, off the event loop, while the old model keeps
-serving; only a model that loads completely is swapped in (`ModelHolder.swap`). Batches already
-running finish on the old model, later ones use the new one, and every response names the model
-that produced it. A broken artifact is refused with the loader's message and the old model stays.
+Triggered by `POST /v1/admin/reload` (API key required) or by SIGHUP to the server process. A
+reload has two phases: `prepare` loads, verifies and starts the new model on a thread, off the
+event loop, while the old one keeps serving; `commit` swaps it in (`ModelHolder.swap`), `abort`
+drops it. Batches already running finish on the old model, later ones use the new one, and every
+response names the model that produced it. A broken artifact is refused with the loader's message
+and the old model stays.
 
-With `--workers N`, each worker holds its own model: send SIGHUP to every worker
-(`pkill -HUP -P <supervisor pid>`). A SIGHUP to the supervisor itself makes uvicorn restart the
-workers, which also loads the new model, but a broken one would then stop them from starting.
+With one worker the worker runs both phases itself. With `textclf serve --workers N` a reload
+asked of any worker (HTTP, or SIGHUP to the supervisor or a worker) goes to the supervisor
+(`service.supervisor`), which has every worker prepare, then all commit only if all prepared
+(else all abort, and the call answers 409 naming the worker and why). The call returns once every
+worker serves the new model, or after at most `service.group.RELOAD_TIMEOUT_S` per phase.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import os
 import signal
 from pathlib import Path
+from typing import Protocol
 
 from fastapi import APIRouter, Request
 from starlette.routing import BaseRoute
@@ -40,46 +44,89 @@ _NO_KEY = (
 )
 
 
-class Reloader:
-    """Reloads `settings.model_path` into `holder`, one reload at a time."""
+class ReloadGroup(Protocol):
+    """The workers a reload must reach together (`service.group.WorkerChannel`)."""
 
-    def __init__(self, settings: Settings, holder: ModelHolder, metrics: Metrics) -> None:
+    async def reload(self) -> ReloadResponse:
+        """Reload every worker, this one included; raises `ReloadFailed` if any refused."""
+        ...
+
+
+class Reloader:
+    """Reloads `settings.model_path` into `holder`, one reload at a time; with a `group`, in
+    step with the other workers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        holder: ModelHolder,
+        metrics: Metrics,
+        *,
+        group: ReloadGroup | None = None,
+    ) -> None:
         self._settings = settings
         self._holder = holder
         self._metrics = metrics
+        self._group = group
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: Scorer | None = None
 
     async def reload(self) -> ReloadResponse:
         """Swap in the model now at the configured path; raises `ReloadFailed` if it is broken."""
-        async with self._lock:
-            previous = self._holder.scorer.ref
-            path = self._settings.model_path
-            try:
-                scorer = await asyncio.to_thread(
-                    load_scorer, self._settings, kind=self._holder.scorer.kind
-                )
-                await _started(scorer)
-            except textclf.ArtifactError as exc:
-                logger.error("reload refused, still serving %s: %s", _describe(previous), exc)
-                raise ReloadFailed(
-                    f"the model at the configured path cannot be loaded, so the old one keeps "
-                    f"serving ({_describe(previous)}): {_without_folder(str(exc), path)}"
-                ) from None
-            except Exception as exc:
-                logger.error("reload failed, still serving %s", _describe(previous), exc_info=exc)
-                raise ReloadFailed(
-                    "loading the model failed unexpectedly, so the old one keeps serving "
-                    f"({_describe(previous)}); see the server log"
-                ) from None
-            self._holder.swap(scorer).close()  # once the batches it is running are answered
-            self._metrics.set_model(scorer.ref)
-            logger.info("reloaded: %s, was %s", _describe(scorer.ref), _describe(previous))
-            return ReloadResponse(previous=previous, current=scorer.ref)
+        if self._group is not None:
+            return await self._group.reload()
+        async with self._lock:  # one participant: prepare, then commit
+            await self.prepare()
+            return self.commit()
+
+    async def prepare(self) -> ModelRef:
+        """Load and start the model now at the configured path beside the live one, to be
+        swapped in by `commit`; raises `ReloadFailed` saying why it cannot be."""
+        self.abort()
+        previous = self._holder.scorer.ref
+        path = self._settings.model_path
+        try:
+            scorer = await asyncio.to_thread(
+                load_scorer, self._settings, kind=self._holder.scorer.kind
+            )
+            await _started(scorer)
+        except textclf.ArtifactError as exc:
+            logger.error("reload refused, still serving %s: %s", _describe(previous), exc)
+            raise ReloadFailed(
+                f"the model at the configured path cannot be loaded, so the old one keeps "
+                f"serving ({_describe(previous)}): {_without_folder(str(exc), path)}"
+            ) from None
+        except Exception as exc:
+            logger.error("reload failed, still serving %s", _describe(previous), exc_info=exc)
+            raise ReloadFailed(
+                "loading the model failed unexpectedly, so the old one keeps serving "
+                f"({_describe(previous)}); see the server log"
+            ) from None
+        self._pending = scorer
+        return scorer.ref
+
+    def commit(self) -> ReloadResponse:
+        """Serve the prepared model from the next batch on."""
+        scorer, self._pending = self._pending, None
+        if scorer is None:
+            raise ReloadFailed("no model was prepared; reload again")
+        previous = self._holder.scorer.ref
+        self._holder.swap(scorer).close()  # once the batches it is running are answered
+        self._metrics.set_model(scorer.ref)
+        logger.info("reloaded: %s, was %s", _describe(scorer.ref), _describe(previous))
+        return ReloadResponse(previous=previous, current=scorer.ref)
+
+    def abort(self) -> None:
+        """Drop a prepared model (another worker refused it); the live one keeps serving."""
+        scorer, self._pending = self._pending, None
+        if scorer is not None:
+            scorer.close()
 
     async def aclose(self) -> None:
         """Let reloads started by SIGHUP finish, so none swaps in a model after shutdown."""
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.abort()
 
     def install_sighup(self) -> bool:
         """Reload on SIGHUP. Only the main thread of a process can take signals: returns False
@@ -99,6 +146,10 @@ class Reloader:
 
     def _on_sighup(self) -> None:
         logger.info("SIGHUP: reloading the model from %s", self._settings.model_path)
+        self.spawn_reload()
+
+    def spawn_reload(self) -> None:
+        """Reload in the background, logging the outcome (SIGHUP has no one to answer)."""
         task = asyncio.get_running_loop().create_task(self._reload_logged())
         self._tasks.add(task)  # keep a reference until it is done
         task.add_done_callback(self._tasks.discard)

@@ -9,12 +9,18 @@ No pickle anywhere: JSON and safetensors only. Every file other than the manifes
 with its size and SHA-256; loading verifies all of them before parsing any, so a truncated,
 edited or swapped file fails loudly with the file's name. Writing goes to a temporary folder beside
 the target and is renamed into place, so an interrupted save never leaves a half-written model.
+
+The weights are memory-mapped, not read into memory: the checksum is computed over the mapping and
+the model's tensors view it (copy-on-write, so the file is never written), so processes that load
+the same model (`textclf serve --workers N`, batch-scoring workers) share one copy of the weights
+in the OS page cache. A save replaces the folder by rename, so a loaded model keeps the old file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import platform
 import shutil
@@ -24,11 +30,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from textclf.config import ModelConfig, model_config_from_dict, to_dict
@@ -42,6 +46,7 @@ MANIFEST = "manifest.json"
 VECTORIZER = "vectorizer.json"
 WEIGHTS = "model.safetensors"
 MODEL_CARD = "README.md"
+_Data = TypeVar("_Data", bytes, bytes | mmap.mmap)
 _LIBRARIES = ("textclf", "torch", "scikit-learn", "numpy", "scipy", "safetensors")
 
 
@@ -108,12 +113,14 @@ def load(path: Path | str, *, device: torch.device | str = "cpu") -> Artifact:
             "no such model folder (train one with `textclf train --out DIR`)", path=root
         )
     manifest = read_manifest(root)
-    blobs = {name: _verified_bytes(root, name, entry) for name, entry in manifest["files"].items()}
+    files = manifest["files"]
+    blobs = {name: _verified_bytes(root, name, entry) for name, entry in files.items()}
     for required in (WEIGHTS, VECTORIZER):
         if required not in blobs:
             raise ArtifactError(f"manifest lists no {required}", path=root / MANIFEST)
+    weights = _verified(root, WEIGHTS, files[WEIGHTS], _mapped)
     vectorizer = _load_vectorizer(root / VECTORIZER, blobs[VECTORIZER])
-    model = _load_model(root, manifest, blobs[WEIGHTS], vectorizer.n_features)
+    model = _load_model(root, manifest, weights, vectorizer.n_features)
     _check_version(root, manifest)
     return Artifact(path=root, manifest=manifest, vectorizer=vectorizer, model=model.to(device))
 
@@ -146,7 +153,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
-def sha256(data: bytes) -> str:
+def sha256(data: bytes | mmap.mmap) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -249,11 +256,21 @@ def _safe_member(root: Path, name: object) -> Path:
 
 
 def _verified_bytes(root: Path, name: str, entry: object) -> bytes:
+    """The file's contents, checked against the manifest (the weights: `_verified(..., _mapped)`,
+    so they are never read into this process's own memory)."""
+    if name == WEIGHTS:
+        return b""  # mapped instead; verified there
+    return _verified(root, name, entry, Path.read_bytes)
+
+
+def _verified(
+    root: Path, name: str, entry: object, read: Callable[[Path], _Data]
+) -> _Data:
     path = _safe_member(root, name)
     if not isinstance(entry, dict) or "sha256" not in entry:
         raise ArtifactError(f"manifest entry for {name!r} has no sha256", path=root / MANIFEST)
     try:
-        data = path.read_bytes()
+        data = read(path)
     except FileNotFoundError:
         raise ArtifactError("missing (listed in manifest.json)", path=path) from None
     expected_size = entry.get("bytes")
@@ -283,7 +300,16 @@ def _load_vectorizer(path: Path, data: bytes) -> TextFeatures:
         raise ArtifactError(f"invalid vectorizer state ({exc})", path=path) from None
 
 
-def _load_model(root: Path, manifest: dict[str, Any], data: bytes, n_terms: int) -> MLP:
+def _mapped(path: Path) -> bytes | mmap.mmap:
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return b""  # an empty file cannot be mapped
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+
+
+def _load_model(
+    root: Path, manifest: dict[str, Any], data: bytes | mmap.mmap, n_terms: int
+) -> MLP:
     path = root / WEIGHTS
     try:
         config = model_config_from_dict(manifest["model_config"])
@@ -291,19 +317,52 @@ def _load_model(root: Path, manifest: dict[str, Any], data: bytes, n_terms: int)
         raise ArtifactError(f"invalid model_config ({exc})", path=root / MANIFEST) from None
     _check_consistency(root, manifest, config, n_terms)
     try:
-        tensors = load_safetensors(data)
-    except (SafetensorError, ValueError, RuntimeError) as exc:
+        tensors = _tensors_viewing(data)
+    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise ArtifactError(f"not a valid safetensors file ({exc})", path=path) from None
-    model = MLP(config)
+    with torch.device("meta"):  # no memory and no random init for weights about to be replaced
+        model = MLP(config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in tensors.items()}
     if expected != found:
         raise ArtifactError(
             f"weights do not match model_config: expected {expected}, found {found}", path=path
         )
-    model.load_state_dict(tensors)
+    model.load_state_dict(tensors, assign=True)  # the parameters are the mapped tensors
     model.eval()
     return model
+
+
+_DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16}
+
+
+def _tensors_viewing(data: bytes | mmap.mmap) -> dict[str, torch.Tensor]:
+    """The safetensors file's tensors as views of `data`, without copying (the format: an 8-byte
+    little-endian header size, a JSON header of dtype, shape and byte range per tensor, then the
+    bytes). Raises ValueError, KeyError or TypeError if it is malformed."""
+    if len(data) < 8:
+        raise ValueError("shorter than its header")
+    size = int.from_bytes(data[:8], "little")
+    if size > len(data) - 8:
+        raise ValueError("header runs past the end of the file")
+    header = json.loads(bytes(data[8 : 8 + size]))
+    start, end = 8 + size, len(data)
+    tensors = {}
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = _DTYPES[spec["dtype"]]
+        shape = [int(n) for n in spec["shape"]]
+        begin, stop = (start + int(offset) for offset in spec["data_offsets"])
+        count = 1
+        for n in shape:
+            count *= n
+        if not start <= begin <= stop <= end or stop - begin != count * dtype.itemsize:
+            raise ValueError(f"tensor {name!r} does not fit its byte range")
+        flat = torch.frombuffer(data, dtype=dtype, count=count, offset=begin) if count else None
+        tensors[name] = torch.empty(0, dtype=dtype) if flat is None else flat
+        tensors[name] = tensors[name].reshape(shape)
+    return tensors
 
 
 def _check_consistency(root: Path, manifest: dict[str, Any], config: ModelConfig, n: int) -> None:
