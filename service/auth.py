@@ -1,8 +1,11 @@
-"""API-key authentication for `/v1/*`, as a pure ASGI middleware installed only when a key is set.
+"""API-key authentication for `/v1/*` and `/v2/models/*`, as a pure ASGI middleware installed only
+when a key is set.
 
 A middleware rather than a route dependency: it covers every current and future `/v1` route by
 construction, it runs before any body is read, and with no key configured it is not in the stack
-at all, so it costs nothing. Health, readiness, metrics and the docs stay open.
+at all, so it costs nothing. Health, readiness, metrics and the docs stay open, and so do the Open
+Inference Protocol's server endpoints (`/v2`, `/v2/health/live`, `/v2/health/ready`): the
+protocol leaves authentication to the platform, and probes, like `/healthz`, carry no key.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import Unauthorized, error_response
 
-PROTECTED_PREFIX = "/v1/"
+# Prefixes (a tuple, for `str.startswith`): every `/v1` route, and the V2 per-model routes.
+PROTECTED_PREFIX = ("/v1/", "/v2/models/")
 _MISSING = (
     "this endpoint needs an API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
 )
@@ -22,7 +26,7 @@ _WRONG = "the API key is not valid; check the key the server was started with"
 
 
 class APIKeyMiddleware:
-    """401 for `/v1/*` unless the request carries the configured key."""
+    """401 for the protected paths unless the request carries the configured key."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
@@ -33,7 +37,9 @@ class APIKeyMiddleware:
             problem = self._problem(Headers(scope=scope))
             if problem is not None:
                 error = Unauthorized(problem)
-                response = error_response(401, error.type, error.message, headers=error.headers)
+                response = error_response(
+                    401, error.type, error.message, headers=error.headers, path=scope["path"]
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

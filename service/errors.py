@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from textclf.open_inference import InferenceError
 from textclf.schemas import ErrorDetail, ErrorResponse
 
 logger = logging.getLogger("textclf.service")
@@ -46,6 +47,16 @@ class ServiceError(Exception):
         self.message = message
         self.errors = list(errors)
         self.headers = headers
+
+
+class BadRequest(ServiceError):
+    status_code = 400
+    type = "bad_request"
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    type = "not_found"
 
 
 class InvalidRequest(ServiceError):
@@ -103,11 +114,23 @@ def error_response(
     message: str,
     errors: Sequence[dict[str, Any]] = (),
     headers: Mapping[str, str] | None = None,
+    *,
+    path: str = "",
 ) -> Response:
-    body = ErrorResponse(error=ErrorDetail(type=type_, message=message, errors=list(errors)))
+    """The error body for a request to `path`: the Open Inference Protocol's `{"error": ...}`
+    under `/v2`, an `ErrorResponse` everywhere else."""
+    body: InferenceError | ErrorResponse
+    if _open_inference(path):
+        body = InferenceError(error=message)
+    else:
+        body = ErrorResponse(error=ErrorDetail(type=type_, message=message, errors=list(errors)))
     return Response(
         body.model_dump_json(), status_code, headers=headers, media_type="application/json"
     )
+
+
+def _open_inference(path: str) -> bool:
+    return path == "/v2" or path.startswith("/v2/")
 
 
 def validation_problems(raw: Sequence[Any]) -> list[dict[str, Any]]:
@@ -127,13 +150,17 @@ def summarize(problems: Sequence[dict[str, Any]]) -> str:
 
 async def _service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
-    return error_response(exc.status_code, exc.type, exc.message, exc.errors, exc.headers)
+    return error_response(
+        exc.status_code, exc.type, exc.message, exc.errors, exc.headers, path=request.url.path
+    )
 
 
 async def _request_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = validation_problems(exc.errors())
-    return error_response(422, InvalidRequest.type, summarize(problems), problems)
+    path = request.url.path
+    status = 400 if _open_inference(path) else 422  # the protocol's status for a bad request
+    return error_response(status, InvalidRequest.type, summarize(problems), problems, path=path)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -144,13 +171,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     elif exc.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
     type_ = _STATUS_TYPES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, type_, message, headers=exc.headers)
+    path = request.url.path
+    return error_response(exc.status_code, type_, message, headers=exc.headers, path=path)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     # Logged with its traceback here, never sent: the client gets a message it can act on.
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "internal server error; the server logged it")
+    return error_response(
+        500, "internal_error", "internal server error; the server logged it", path=request.url.path
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -190,7 +190,7 @@ def test_a_top_k_above_the_labels_gets_all_labels(http: httpx.Client) -> None:
 
 
 def test_unknown_path_and_wrong_method_are_json(http: httpx.Client) -> None:
-    missing = http.get("/v2/predict")
+    missing = http.get("/v0/predict")  # not /v2: that is the Open Inference Protocol's
     wrong_method = http.get("/v1/predict")
 
     assert missing.status_code == 404
