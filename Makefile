@@ -11,6 +11,9 @@ PORT ?= 8000
 # is the thin client. torch is pinned to the exact CPU wheel first so that the package's range
 # (which 2.13.0 satisfies) installs nothing more; otherwise pip may pull a CUDA build of several GB.
 TORCH_PIN ?= torch==2.13.0
+# Test processes (pytest-xdist). Each test file runs whole in one process (--dist loadfile), so a
+# module's shared server or Ray session starts once; 2 matches CI's two cores.
+TEST_WORKERS ?= 2
 
 # On the project's machines the 20 Newsgroups archive sits beside the checkout; use it when there
 # (users elsewhere get scikit-learn's checksummed download instead).
@@ -46,7 +49,7 @@ train: install
 test: install system-packages
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 	.ci/audit
 
 ## audit: known vulnerabilities in the installed dependencies (pip-audit); offline, only a notice

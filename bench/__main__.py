@@ -13,11 +13,25 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from bench import accuracy, footprint, http_load, predict_speed, report, soak, train_speed
+from bench import (
+    accuracy,
+    batch,
+    explain_speed,
+    footprint,
+    http_load,
+    predict_speed,
+    report,
+    soak,
+    train_speed,
+)
 from bench.common import ROOT, CpuWatch, finish, wait_for_quiet
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (accuracy, train_speed, predict_speed, footprint, http_load, soak)
+    m.NAME: m
+    for m in (
+        *(accuracy, train_speed, predict_speed, footprint, http_load, soak, explain_speed),
+        batch,
+    )
 }
 
 

@@ -16,28 +16,40 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 import textclf
 from service.auth import APIKeyMiddleware
 from service.batcher import Batcher
+from service.demo import install_demo
 from service.errors import install_error_handlers
+from service.group import WorkerChannel
 from service.holder import ModelHolder, load_scorer
 from service.metrics import Metrics, MetricsMiddleware
+from service.open_inference import router as open_inference_router
 from service.openapi import install_openapi
 from service.reload import Reloader, admin_routes
 from service.routes import router
 from service.scoring import Scorer
 from service.settings import Settings, get_settings
+from textclf.open_inference import InferenceRequest
 from textclf.schemas import limited_predict_request
 
 logger = logging.getLogger("textclf.service")
 
 
-def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    scorer: Scorer | None = None,
+    group: WorkerChannel | None = None,
+) -> FastAPI:
     """A ready-to-serve app. Pass `scorer` to serve a model already loaded (the CLI does, after
-    checking it loads); otherwise the lifespan loads `settings.model_path`."""
+    checking it loads); otherwise the lifespan loads `settings.model_path`. `group`: this is one
+    of `textclf serve --workers N`'s workers (`service.supervisor`), which reload and count as
+    one."""
     settings = settings if settings is not None else get_settings()
-    metrics = Metrics()
+    metrics = Metrics(multiprocess_dir=group.metrics_dir if group is not None else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,25 +67,37 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
             on_batch=metrics.observe_batch,
         )
         metrics.set_model(loaded.ref)
-        reloader = Reloader(settings, holder, metrics)
+        reloader = Reloader(settings, holder, metrics, group=group)
         app.state.model, app.state.batcher, app.state.reloader = holder, batcher, reloader
-        reloader.install_sighup()  # per process: each worker reloads its own model
+        reloader.install_sighup()  # with a group, a worker's SIGHUP reloads them all
+        if group is not None:
+            group.attach(reloader)
         logger.info("serving %s version %s", loaded.ref.name, loaded.ref.version)
         try:
             yield
         finally:
             reloader.remove_sighup()
+            if group is not None:
+                await group.aclose()
             await reloader.aclose()  # a SIGHUP reload still loading finishes first
             await batcher.aclose()  # requests still coming get 503 from here on
             del app.state.model, app.state.batcher, app.state.reloader
             holder.scorer.close(wait=True)
 
-    app = FastAPI(
+    # FastAPIOffline: FastAPI with /docs served from the package's own Swagger UI files, so the
+    # docs work with no internet access (FastAPI's default loads a CDN). No /redoc: ReDoc's
+    # page loads its logo from Redocly's CDN whatever it is given.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="textclf",
         version=textclf.__version__,
         summary="Text classification: TF-IDF + PyTorch MLP.",
         lifespan=lifespan,
-        routes=[*router.routes, *admin_routes(documented=settings.api_key is not None)],
+        routes=[
+            *router.routes,
+            *admin_routes(documented=settings.api_key is not None),
+            *open_inference_router.routes,  # the Open Inference Protocol (V2), beside /v1
+        ],
         **_telemetry(settings.opentelemetry),
     )
     app.state.settings = settings
@@ -81,8 +105,9 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     app.state.predict_request = limited_predict_request(
         max_texts=settings.max_texts, max_text_chars=settings.max_text_chars
     )
-    install_openapi(app, settings, [app.state.predict_request])
+    install_openapi(app, settings, [app.state.predict_request, InferenceRequest])
     install_error_handlers(app)
+    install_demo(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -29,6 +29,7 @@ from textclf.config import (
 )
 from textclf.errors import TextclfError, TrainingInterrupted
 from textclf.extras import require
+from textclf.schemas import Prediction
 
 # The data options `evaluate` takes too (with --archive); any of them replaces the recorded data.
 DATA_FLAGS = ("data", "test_data", "text_column", "label_column", "categories", "remove")
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_evaluate(sub)
     _add_predict(sub)
+    from training.batch_cli import register as register_batch  # lazy, like serve
+
+    register_batch(sub)
     from service.cli import register  # lazy: keeps `train` free of web imports
 
     register(sub)
@@ -371,6 +375,15 @@ def _add_predict(sub: Any) -> None:
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
     p.add_argument("--top-k", type=int, default=1, help="labels per text (default 1)")
     p.add_argument("--batch-size", type=int, default=256, help="texts scored at once from stdin")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="explain each prediction by its strongest terms (a table; JSON lines with --json)",
+    )
+    p.add_argument(
+        "--explain-terms", type=int, default=10, help="terms per explanation, 1 to 100 (default 10)"
+    )
+    p.add_argument("--json", action="store_true", help="with --explain: JSON lines, not a table")
     p.set_defaults(func=_predict)
 
 
@@ -381,11 +394,29 @@ def _predict(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         print("textclf: error: --top-k must be at least 1", file=sys.stderr)
         return EXIT_ERROR
+    if args.explain and not 1 <= args.explain_terms <= 100:
+        print("textclf: error: --explain-terms must be 1 to 100", file=sys.stderr)
+        return EXIT_ERROR
     predictor = load(args.model, threads=1)
     for chunk in _chunks(args.texts or _stdin_texts(), args.batch_size):
-        for prediction in predictor.predict(chunk, top_k=args.top_k):
-            print(prediction.model_dump_json())
+        predictions = predictor.predict(
+            chunk, top_k=args.top_k, explain=args.explain, explain_terms=args.explain_terms
+        )
+        for text, prediction in zip(chunk, predictions, strict=True):
+            table = args.explain and not args.json
+            print(_explanation_table(text, prediction) if table else prediction.model_dump_json())
     return 0
+
+
+def _explanation_table(text: str, prediction: Prediction) -> str:
+    """A prediction and its terms for a person: weight, term, and the words as written."""
+    excerpt = " ".join(text.split())
+    lines = [f"{prediction.label}  {prediction.score:.4f}  {excerpt[:60]}"]
+    lines.append(f"  {'weight':>10}  {'term':<24}  occurrences")
+    for term in prediction.explanation or []:
+        seen = ", ".join(dict.fromkeys(repr(text[s:e]) for s, e in term.spans))
+        lines.append(f"  {term.weight:>+10.2e}  {term.term:<24}  {seen}")
+    return "\n".join(lines) + "\n"
 
 
 def _stdin_texts() -> Iterator[str]:

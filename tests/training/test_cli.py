@@ -118,6 +118,7 @@ def test_train_writes_the_artifact_and_prints_metrics(
         "README.md",
         "learning_curves.png",
         "confusion_matrix.png",
+        "reliability_diagram.png",
     }
     assert _siblings(path) == ["M"]  # no staging folder left behind
     manifest = json.loads((path / "manifest.json").read_text())
@@ -208,6 +209,24 @@ def test_predict_from_stdin_plain_and_json_lines(model: Path, env: dict[str, str
         scores = [s["score"] for s in top]
         assert scores == sorted(scores, reverse=True)
         assert sum(scores) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_explain_json_lines(model: Path, env: dict[str, str]) -> None:
+    args = ("predict", model, SHUTTLE, "--explain", "--explain-terms", "3", "--json")
+    (prediction,) = _json_lines(_ok(textclf(*args, env=env, cwd=model.parent)).stdout)
+    assert prediction["label"] == "sci.space" and len(prediction["explanation"]) == 3
+    for term in prediction["explanation"]:
+        for start, end in term["spans"]:
+            assert SHUTTLE[start:end].lower().split() == term["term"].split()
+
+
+def test_predict_explain_table(model: Path, env: dict[str, str]) -> None:
+    result = _ok(textclf("predict", model, SHUTTLE, "--explain", env=env, cwd=model.parent))
+    header, columns, *rows = result.stdout.strip().splitlines()
+    assert header.startswith("sci.space ") and columns.split() == ["weight", "term", "occurrences"]
+    assert 1 <= len(rows) <= 10
+    weight, term, *written = rows[0].split()
+    assert float(weight) and term.lower() in SHUTTLE.lower() and written
 
 
 def test_predict_bad_stdin_line(model: Path, env: dict[str, str]) -> None:
