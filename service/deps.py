@@ -112,6 +112,9 @@ def _explained(error: Any) -> dict[str, Any]:
         problem["msg"] = (
             f"text is {len(error['input'])} characters long, the limit is {limit}; shorten it"
         )
+    elif problem["type"] == "string_pattern_mismatch" and problem["loc"][:1] == ["texts"]:
+        problem["type"] = "text_empty"
+        problem["msg"] = "text is empty or only white space; send some words (or leave it out)"
     return problem
 
 

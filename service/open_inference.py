@@ -58,6 +58,7 @@ from textclf.open_inference import (
     labels_parameter,
     model_metadata,
 )
+from textclf.schemas import BLANK
 
 _JSON = "application/json"
 _HEADER_LENGTH = "inference-header-content-length"
@@ -322,6 +323,10 @@ def _texts(tensor: RequestInput, binary: bytes, settings: Settings) -> list[str]
     if len(texts) != n:
         raise BadRequest(f"input {INPUT!r} has shape [{n}] but {len(texts)} texts")
     for i, text in enumerate(texts):
+        if not text.strip(BLANK):
+            raise BadRequest(
+                f"text {i} is empty or only white space; send some words (or leave it out)"
+            )
         if len(text) > settings.max_text_chars:
             raise BadRequest(
                 f"text {i} is {len(text)} characters long, the limit is "

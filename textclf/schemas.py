@@ -100,11 +100,20 @@ class PredictRequest(_Wire):
     )
 
 
+# Some character other than ASCII white space (as `str.strip(BLANK)` leaves something).
+NOT_BLANK = r"[^ \t\n\r\f\v]"
+BLANK = " \t\n\r\f\v"
+
+
 def limited_predict_request(*, max_texts: int, max_text_chars: int) -> type[PredictRequest]:
     """`PredictRequest` as a server with these limits accepts it: the same fields, with the
     limits in the model itself, so they are both what validation enforces and what the OpenAPI
     document states (`maxItems`, `maxLength`)."""
-    text = Annotated[str, Field(max_length=max_text_chars)]
+    # A text with nothing but white space has no features to read: its "prediction" would be
+    # the model's prior, and it is a client's bug (an empty form field, a blank line) rather
+    # than a question. `pattern` is a search in both pydantic and JSON Schema; ASCII white
+    # space spelt out, as regex engines disagree on Unicode's.
+    text = Annotated[str, Field(pattern=NOT_BLANK, max_length=max_text_chars)]
     model: type[PredictRequest] = create_model(
         PredictRequest.__name__,  # the same component name, whatever the limits
         __base__=PredictRequest,
@@ -115,7 +124,7 @@ def limited_predict_request(*, max_texts: int, max_text_chars: int) -> type[Pred
                 min_length=1,
                 max_length=max_texts,
                 description=f"Texts to classify: 1 to {max_texts}, each at most "
-                f"{max_text_chars} characters.",
+                f"{max_text_chars} characters and not only white space.",
             ),
         ),
     )

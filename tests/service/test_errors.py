@@ -94,6 +94,18 @@ INVALID = [
         ),
     ),
     Case(
+        "blank text",
+        _json({"texts": ["ok", " \n\t "]}),
+        422,
+        _says("texts.1: text is empty or only white space; send some words"),
+    ),
+    Case(
+        "empty text",
+        _json({"texts": [""]}),
+        422,
+        _says("texts.0: text is empty or only white space"),
+    ),
+    Case(
         "top_k zero",
         _json({"texts": ["a"], "top_k": 0}),
         422,

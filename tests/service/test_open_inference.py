@@ -126,6 +126,7 @@ def _infer_body(**tensor: object) -> dict[str, object]:
             400,
             f"the limit is {LIMITS['max_text_chars']}",
         ),
+        ("/v2/models/{name}/infer", _infer_body(data=[" \n "]), 400, "text 0 is empty"),
         (
             "/v2/models/{name}/infer",
             {**_infer_body(), "outputs": [{"name": "logits"}]},

@@ -12,6 +12,7 @@ import pytest
 from service.app import create_app
 from service.settings import get_settings
 from service.testing import LiveServer
+from textclf.schemas import NOT_BLANK
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def document(limited: LiveServer) -> dict[str, Any]:
 def test_the_request_schema_carries_the_settings_limits(document: dict[str, Any]) -> None:
     texts = document["components"]["schemas"]["PredictRequest"]["properties"]["texts"]
     assert (texts["minItems"], texts["maxItems"]) == (1, 64)
-    assert texts["items"] == {"type": "string", "maxLength": 500}
+    assert texts["items"] == {"type": "string", "maxLength": 500, "pattern": NOT_BLANK}
 
 
 def test_request_and_response_bodies_are_named_components(document: dict[str, Any]) -> None:
