@@ -31,7 +31,7 @@ KEY = "scorer-test-key"
 TEXTS = [
     "The shuttle launch was delayed by weather",
     "The pitcher threw a no-hitter in the ninth inning",
-    "",
+    "a",  # no word of two letters: nothing for the model to read
     "naïve café 🚀 ロケット",
     'Subject: Re: orbit\n\nnul\x00byte and a \\ backslash "quoted"',
 ]
