@@ -18,14 +18,13 @@ rows (tests/test_explain.py).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from textclf.analyzer import Span, ngram_spans, word_spans
+from textclf.analyzer import Span, word_spans
 from textclf.features import Encoded, TextFeatures, subject_line, subject_offset
 from textclf.model import MLP
 from textclf.schemas import Term
@@ -45,7 +44,14 @@ class Explainer:
         subject = features.subject.terms if features.subject is not None else []
         vocabulary = features.bigrams.vocabulary if features.bigrams is not None else None
         pairs = vocabulary.terms if vocabulary is not None else []
-        self._names = [*body.terms, *subject, *pairs]
+        names = [*body.terms, *subject, *pairs]
+        # Each column's term, as an index into `_terms`: a term's columns (body, subject line,
+        # word pair) share one, so grouping a row's columns by term is one `np.unique`.
+        ids: dict[str, int] = {}
+        self._term_of = np.fromiter(
+            (ids.setdefault(name, len(ids)) for name in names), np.int64, len(names)
+        )
+        self._terms = list(ids)
 
     @torch.inference_mode()
     def explain(
@@ -69,15 +75,10 @@ class Explainer:
     ) -> list[Term]:
         if len(columns) == 0:
             return []
-        names = [self._names[c] for c in columns.tolist()]
-        groups: dict[str, int] = {}
-        group = np.fromiter(
-            (groups.setdefault(n, len(groups)) for n in names), np.int64, len(names)
-        )
-        weights = self.occlusion(columns, values, group, len(groups), label)
+        term_ids, group = np.unique(self._term_of[columns], return_inverse=True)
+        weights = self.occlusion(columns, values, group.astype(np.int64), len(term_ids), label)
         order = np.argsort(-np.abs(weights), kind="stable")[:n_terms]
-        terms = list(groups)  # in group order
-        chosen = [terms[g] for g in order.tolist()]
+        chosen = [self._terms[t] for t in term_ids[order].tolist()]
         spans = self._spans(text, set(chosen))
         return [
             Term.model_construct(term=name, weight=float(weights[g]), spans=spans.get(name, []))
@@ -163,20 +164,38 @@ class Explainer:
         # One tokenisation: both analyzers share their word rules (case, stop words), and the
         # subject line's words are the text's words that lie inside it.
         words = word_spans(features.body_analyzer, text)
-        occurrences: list[Span] = ngram_spans(features.body_analyzer, words)
+        firsts = {term.split(" ", 1)[0] for term in wanted}  # words hold no space
+        occurrences = _wanted_ngrams(features.body_analyzer.ngram_range, words, wanted, firsts)
         offset = subject_offset(text) if features.subject is not None else -1
         if offset >= 0:
             end = offset + len(subject_line(text))
             inside = [w for w in words if offset <= w[1] and w[2] <= end]
-            occurrences += ngram_spans(features.subject_analyzer, inside)
+            ngram_range = features.subject_analyzer.ngram_range
+            occurrences += _wanted_ngrams(ngram_range, inside, wanted, firsts)
         if self.model.n_bigrams:
-            occurrences += [
-                (f"{a} {b}", s, e) for (a, s, _), (b, _, e) in itertools.pairwise(words)
-            ]
+            occurrences += _wanted_ngrams((2, 2), words, wanted, firsts)
         for term, start, end in occurrences:
-            if term in wanted:
-                found.setdefault(term, set()).add((start, end))
+            found.setdefault(term, set()).add((start, end))
         return {term: sorted(spans) for term, spans in found.items()}
+
+
+def _wanted_ngrams(
+    ngram_range: tuple[int, int], words: list[Span], wanted: set[str], firsts: set[str]
+) -> list[Span]:
+    """The n-grams of `words` (as `analyzer.ngram_spans` forms them) that are `wanted`, joining
+    only those that start with a wanted term's first word: a text has hundreds of n-grams and
+    an explanation names about ten."""
+    low, high = ngram_range
+    out = [w for w in words if w[0] in wanted] if low == 1 else []
+    for n in range(max(low, 2), min(high, len(words)) + 1):
+        for i in range(len(words) - n + 1):
+            if words[i][0] not in firsts:
+                continue
+            gram = words[i : i + n]
+            term = " ".join(w for w, _, _ in gram)
+            if term in wanted:
+                out.append((term, gram[0][1], gram[-1][2]))
+    return out
 
 
 def _rescale(
@@ -184,19 +203,20 @@ def _rescale(
 ) -> torch.Tensor:
     """(n_groups + 1, n_parts) factors: 1 for the row itself, then for each group the factor
     that renormalises each part after the group's entries are gone (norm before / norm after;
-    0 when nothing of the part is left, as an empty part encodes to zeros)."""
-    squares = vals.double() ** 2
-    total = squares.new_zeros(n_parts).index_add_(0, part, squares)
-    count = torch.zeros(n_parts, dtype=torch.long, device=vals.device).index_add_(
-        0, part, torch.ones_like(part)
-    )
-    key = groups * n_parts + part
-    gone = squares.new_zeros(n_groups * n_parts).index_add_(0, key, squares).view(n_groups, -1)
-    gone_count = torch.zeros(n_groups * n_parts, dtype=torch.long, device=vals.device)
-    gone_count = gone_count.index_add_(0, key, torch.ones_like(key)).view(n_groups, -1)
-    left = (total[None] - gone).clamp_min(0.0)
-    scale = torch.where(
-        gone_count < count[None], torch.sqrt(total[None] / left.clamp_min(1e-300)), 0.0
-    )
-    scale = torch.where(gone_count == 0, 1.0, scale)
-    return torch.cat([scale.new_ones(1, n_parts), scale]).to(vals.dtype)
+    0 when nothing of the part is left, as an empty part encodes to zeros).
+
+    Computed with NumPy on the host: a row has a few hundred entries, and at that size each of
+    the dozen torch calls this takes costs more in dispatch than in arithmetic."""
+    v, g, p = (t.cpu().numpy() for t in (vals, groups, part))
+    squares = v.astype(np.float64) ** 2
+    total = np.bincount(p, weights=squares, minlength=n_parts)
+    count = np.bincount(p, minlength=n_parts)
+    key = g * n_parts + p
+    size = n_groups * n_parts
+    gone = np.bincount(key, weights=squares, minlength=size).reshape(n_groups, n_parts)
+    gone_count = np.bincount(key, minlength=size).reshape(n_groups, n_parts)
+    left = np.maximum(total[None] - gone, 1e-300)
+    scale = np.where(gone_count < count[None], np.sqrt(total[None] / left), 0.0)
+    scale = np.where(gone_count == 0, 1.0, scale)
+    out = np.vstack([np.ones((1, n_parts)), scale]).astype(np.float32)
+    return torch.from_numpy(out).to(device=vals.device, dtype=vals.dtype)
