@@ -11,7 +11,13 @@ import pytest
 import torch
 
 import textclf
-from textclf.analyzer import WordAnalyzer, english_stop_words, term_spans, word_spans
+from textclf.analyzer import (
+    WordAnalyzer,
+    ascii_occurrences,
+    english_stop_words,
+    term_spans,
+    word_spans,
+)
 from textclf.config import TUTORIAL_CATEGORIES
 from textclf.explain import Explainer
 from textclf.features import Encoded, to_torch
@@ -50,6 +56,32 @@ def test_offsets_agree_with_the_tokenizer_on_tricky_text(analyzer: WordAnalyzer)
             # lengthens a character ("İ" -> "i" + a combining dot, which is no word character).
             assert written.lower() == word if analyzer.lowercase else written == word
         assert [w for w, _, _ in word_spans(analyzer, text)] == analyzer.words(text)
+
+
+@pytest.mark.parametrize(
+    "analyzer",
+    [
+        WordAnalyzer((1, 2)),
+        WordAnalyzer((1, 3), stop_words=english_stop_words()),
+        WordAnalyzer((1, 1), lowercase=False),
+        WordAnalyzer((2, 3), stop_words={"the", "of"}),
+    ],
+)
+def test_the_ascii_finder_gives_the_tokenisers_spans(analyzer: WordAnalyzer) -> None:
+    """`ascii_occurrences` (explanations' fast path) against the n-grams of the tokenised words,
+    stop words between a term's words included."""
+    texts = [t for t in TRICKY if t.isascii()] + [
+        "The launch of the shuttle; the LAUNCH of THE shuttle, launch-shuttle launchshuttle",
+        "a a b ab_ab ab ab, ab.ab _ab ab_ 12 x1 of the of",
+    ]
+    for text in texts:
+        expected: dict[str, list[tuple[int, int]]] = {}
+        for term, start, end in term_spans(analyzer, text):
+            expected.setdefault(term, []).append((start, end))
+        wanted = set(expected) | {"absent", "shuttle absent"}
+        found = ascii_occurrences(analyzer, text, wanted)
+        assert found == {term: sorted(spans) for term, spans in expected.items()}
+    assert ascii_occurrences(analyzer, "café launch", {"launch"}) is None
 
 
 def test_lengthened_lowercase_maps_back_to_the_characters_written() -> None:
@@ -199,3 +231,25 @@ def test_deleting_the_strongest_terms_lowers_the_label_more_than_random_ones(
         wins += bool(drop_strongest > drop_random)
     assert counted >= 140
     assert wins / counted >= 0.9, f"{wins} of {counted}"
+
+
+@pytest.mark.parametrize("model", ["predictor", "pairs"])
+def test_the_ascii_span_finder_matches_the_tokeniser_on_every_present_term(
+    model: str, predictor: Predictor, pairs_model_dir: Path, archive: Path
+) -> None:
+    """The fast path (ASCII texts) against the reference path, for every term a post has, on
+    test posts with subject lines, with and without word pairs."""
+    chosen = predictor if model == "predictor" else textclf.load(pairs_model_dir)
+    explainer = Explainer(chosen.artifact.vectorizer, chosen.artifact.model)
+    (test,), _ = load_bydate(["test"], archive=archive, categories=TUTORIAL_CATEGORIES)
+    texts = [text for text in random.Random(1).sample(test.texts, 120) if text.isascii()]
+    texts += [SPACE, "space space", "a", "", "Subject: orbit\n\norbit orbit-orbit"]
+    rows = explainer.features.encode(texts)
+    checked = 0
+    for i, text in enumerate(texts):
+        columns = rows.indices[rows.indptr[i] : rows.indptr[i + 1]]
+        wanted = {explainer._terms[t] for t in explainer._term_of[columns].tolist()}
+        expected = explainer._tokenised(text, wanted)
+        assert explainer._spans(text, wanted) == expected
+        checked += sum(map(len, expected.values()))
+    assert checked > 10_000

@@ -142,6 +142,66 @@ def _word_spans(analyzer: WordAnalyzer, text: str) -> list[Span]:
     return out
 
 
+def ascii_occurrences(
+    analyzer: WordAnalyzer, text: str, terms: Collection[str]
+) -> dict[str, list[tuple[int, int]]] | None:
+    """Where each of `terms` (n-grams of `analyzer.words`) occurs in an ASCII `text`, as
+    (start, end) of its first word's start and last word's end; None for other text.
+
+    What `ngram_spans(analyzer, word_spans(analyzer, text))` gives for those terms, without
+    tokenising the whole text in Python (a post has hundreds of words, an explanation names about
+    ten terms): `bytes.find` locates each term's first word in the translated bytes (word bytes
+    lowercased, every other byte a space, as `tokens` cuts them), and only from there are the
+    following words read."""
+    if not text.isascii():
+        return None
+    blanked = text.encode("ascii").translate(analyzer._table)
+    stop = analyzer.stop_words or frozenset()
+    found: dict[str, list[tuple[int, int]]] = {}
+    for term in terms:
+        first, *rest = term.split(" ")
+        spans = []
+        for start in _token_starts(blanked, first.encode("ascii")):
+            end = _following_end(blanked, start + len(first), rest, stop)
+            if end >= 0:
+                spans.append((start, end))
+        if spans:
+            found[term] = spans
+    return found
+
+
+def _token_starts(blanked: bytes, word: bytes) -> list[int]:
+    """Starts of the whole tokens equal to `word` in `blanked`."""
+    starts, size, at = [], len(blanked), blanked.find(word)
+    while at >= 0:
+        end = at + len(word)
+        if (at == 0 or blanked[at - 1] == 32) and (end == size or blanked[end] == 32):
+            starts.append(at)
+        at = blanked.find(word, end)
+    return starts
+
+
+_ASCII_TOKEN = re.compile(rb"[^ ]{2,}")  # a token of `blanked`, as the token pattern's \w\w+
+
+
+def _following_end(blanked: bytes, pos: int, rest: list[str], stop: frozenset[str]) -> int:
+    """End of the n-gram whose first word ends at `pos` when the next words (stop words
+    skipped) are `rest`; -1 when they are not."""
+    end = pos
+    for want in rest:
+        while True:
+            match = _ASCII_TOKEN.search(blanked, end)
+            if match is None:
+                return -1
+            end = match.end()
+            word = match.group().decode("ascii")
+            if word not in stop:
+                break
+        if word != want:
+            return -1
+    return end
+
+
 def english_stop_words() -> frozenset[str]:
     """scikit-learn's English list (imported only by models configured with it)."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS

@@ -19,12 +19,12 @@ rows (tests/test_explain.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from textclf.analyzer import Span, word_spans
+from textclf.analyzer import Span, ascii_occurrences, word_spans
 from textclf.features import Encoded, TextFeatures, subject_line, subject_offset
 from textclf.model import MLP
 from textclf.schemas import Term
@@ -44,6 +44,9 @@ class Explainer:
         subject = features.subject.terms if features.subject is not None else []
         vocabulary = features.bigrams.vocabulary if features.bigrams is not None else None
         pairs = vocabulary.terms if vocabulary is not None else []
+        for part in (body.terms, subject, pairs):
+            if len(set(part)) != len(part):
+                raise ValueError("a feature part names two columns alike; the artifact is broken")
         names = [*body.terms, *subject, *pairs]
         # Each column's term, as an index into `_terms`: a term's columns (body, subject line,
         # word pair) share one, so grouping a row's columns by term is one `np.unique`.
@@ -52,8 +55,9 @@ class Explainer:
             (ids.setdefault(name, len(ids)) for name in names), np.int64, len(names)
         )
         self._terms = list(ids)
+        self._weights = _HostWeights.of(model)
+        self._pairs = _host(model.bigrams) if model.bigrams is not None else None
 
-    @torch.inference_mode()
     def explain(
         self,
         texts: Sequence[str],
@@ -90,77 +94,79 @@ class Explainer:
     ) -> np.ndarray:
         """log p(label | row) - log p(label | row without group g's entries, renormalised per
         part), for every group g, in one batch. `columns`/`values` are one encoded row."""
-        device = self.model.input.weight.device
-        cols = torch.from_numpy(columns).to(device)
-        vals = torch.from_numpy(values.astype(np.float32, copy=False)).to(device)
-        groups = torch.from_numpy(group).to(device)
-        part = (cols >= self._split).long() + (cols >= self._n_words).long()
-        logits = self._first_layer_logits(cols, vals, groups, part, n_groups)
-        if self.model.n_bigrams:
-            logits = logits + self._pair_logits(cols, vals, groups, part, n_groups)
-        log_p = F.log_softmax(logits.double(), dim=1)[:, label]
-        return (log_p[0] - log_p[1:]).cpu().numpy()
+        values = values.astype(np.float32, copy=False)
+        part = (columns >= self._split).astype(np.int64) + (columns >= self._n_words)
+        logits = self._first_layer_logits(columns, values, group, part, n_groups)
+        if self._pairs is not None:
+            logits += self._pair_logits(columns, values, group, part, n_groups)
+        log_p = _log_softmax(logits.astype(np.float64))[:, label]
+        return log_p[0] - log_p[1:]
 
     def _first_layer_logits(
         self,
-        cols: torch.Tensor,
-        vals: torch.Tensor,
-        groups: torch.Tensor,
-        part: torch.Tensor,
+        cols: np.ndarray,
+        vals: np.ndarray,
+        groups: np.ndarray,
+        part: np.ndarray,
         n_groups: int,
-    ) -> torch.Tensor:
+    ) -> np.ndarray:
         """Logits of the row (first) and of the row without each group (after), from the word
         features' contributions to the first layer."""
         words = part < _PAIRS
-        cols, vals, groups, part = cols[words], vals[words], groups[words], part[words]
-        layer = self.model.input
-        contribution = vals[:, None] * layer.weight[cols]  # each feature's share of x W
+        if not words.all():
+            cols, vals, groups, part = cols[words], vals[words], groups[words], part[words]
+        contribution = vals[:, None] * self._weights.input[cols]  # each feature's share of x W
         scale = _rescale(vals, groups, part, n_groups, n_parts=2)  # (groups + 1, 2)
-        per_part = contribution.new_zeros(2, contribution.shape[1]).index_add_(
-            0, part, contribution
-        )
-        removed = contribution.new_zeros(n_groups * 2, contribution.shape[1])
-        removed.index_add_(0, groups * 2 + part, contribution)
-        left = per_part[None] - torch.cat(
-            [removed.new_zeros(1, 2, removed.shape[1]), removed.view(n_groups, 2, -1)]
-        )
-        first = layer.bias + (scale[:, :, None] * left).sum(1)
+        # Row g + 1: the bias plus each part's sum times its factor, less the group's own
+        # entries (times the same factor); a group has at most one entry per part.
+        first = self._weights.input_bias + scale[:, :1] * contribution[part == 0].sum(0)
+        first += scale[:, 1:] * contribution[part == 1].sum(0)
+        own = scale[1 + groups, part][:, None] * contribution
+        body = part == 0
+        first[1 + groups[body]] -= own[body]
+        first[1 + groups[~body]] -= own[~body]
         return self._head(first)
 
-    def _head(self, first: torch.Tensor) -> torch.Tensor:
+    def _head(self, first: np.ndarray) -> np.ndarray:
         """The layers after the first, as `MLP._infer` runs them (no dropout)."""
-        model, n_wide = self.model, self.model.n_wide
-        h = F.relu(first[:, :-n_wide] if n_wide else first)
-        for layer in model.hidden:
-            h = F.relu(layer(h))
-        logits = F.linear(h, model.output.weight, model.output.bias)
+        weights, n_wide = self._weights, self.model.n_wide
+        h = np.maximum(first[:, :-n_wide] if n_wide else first, 0.0)
+        for weight, bias in weights.hidden:
+            h = np.maximum(h @ weight.T + bias, 0.0)
+        logits = h @ weights.output.T + weights.output_bias
         return logits + first[:, -n_wide:] if n_wide else logits
 
     def _pair_logits(
         self,
-        cols: torch.Tensor,
-        vals: torch.Tensor,
-        groups: torch.Tensor,
-        part: torch.Tensor,
+        cols: np.ndarray,
+        vals: np.ndarray,
+        groups: np.ndarray,
+        part: np.ndarray,
         n_groups: int,
-    ) -> torch.Tensor:
+    ) -> np.ndarray:
         """The word-pair naive Bayes term's logits, for the row and without each group."""
-        assert self.model.bigrams is not None
+        assert self._pairs is not None
         pairs = part == _PAIRS
         cols, vals, groups = cols[pairs], vals[pairs], groups[pairs]
-        n_labels = self.model.bigrams.shape[1]
+        n_labels = self._pairs.shape[1]
         if len(cols) == 0:
-            return vals.new_zeros(n_groups + 1, n_labels)
-        contribution = vals[:, None] * self.model.bigrams[cols - self._n_words]
-        scale = _rescale(vals, groups, torch.zeros_like(groups), n_groups, n_parts=1)
-        removed = contribution.new_zeros(n_groups, n_labels).index_add_(0, groups, contribution)
-        left = contribution.sum(0)[None] - torch.cat([removed.new_zeros(1, n_labels), removed])
+            return np.zeros((n_groups + 1, n_labels), np.float32)
+        contribution = vals[:, None] * self._pairs[cols - self._n_words]
+        scale = _rescale(vals, groups, np.zeros_like(groups), n_groups, n_parts=1)
+        left = np.broadcast_to(contribution.sum(0), (n_groups + 1, n_labels)).copy()
+        left[1 + groups] -= contribution
         return scale[:, :1] * left
 
     def _spans(self, text: str, wanted: set[str]) -> dict[str, list[tuple[int, int]]]:
         """Where each wanted term occurs: body terms, subject-line words, word pairs."""
-        found: dict[str, set[tuple[int, int]]] = {}
         features = self.features
+        fast = ascii_occurrences(features.body_analyzer, text, wanted)
+        return self._counted(text, fast) if fast is not None else self._tokenised(text, wanted)
+
+    def _tokenised(self, text: str, wanted: set[str]) -> dict[str, list[tuple[int, int]]]:
+        """`_spans` for any text, from the text's words (the ASCII path's reference)."""
+        features = self.features
+        found: dict[str, set[tuple[int, int]]] = {}
         # One tokenisation: both analyzers share their word rules (case, stop words), and the
         # subject line's words are the text's words that lie inside it.
         words = word_spans(features.body_analyzer, text)
@@ -177,6 +183,28 @@ class Explainer:
         for term, start, end in occurrences:
             found.setdefault(term, set()).add((start, end))
         return {term: sorted(spans) for term, spans in found.items()}
+
+    def _counted(
+        self, text: str, occurrences: dict[str, list[tuple[int, int]]]
+    ) -> dict[str, list[tuple[int, int]]]:
+        """The occurrences the model counts: an n-gram anywhere when the body (or the word
+        pairs) forms n-grams of that length, otherwise only inside the subject line."""
+        features = self.features
+        low, high = features.body_analyzer.ngram_range
+        anywhere = set(range(low, high + 1)) | ({2} if self.model.n_bigrams else set())
+        inside, end = range(0), -1
+        offset = subject_offset(text) if features.subject is not None else -1
+        if offset >= 0:
+            low, high = features.subject_analyzer.ngram_range
+            inside, end = range(low, high + 1), offset + len(subject_line(text))
+        out: dict[str, list[tuple[int, int]]] = {}
+        for term, spans in occurrences.items():
+            n = term.count(" ") + 1
+            if n not in anywhere:
+                spans = [s for s in spans if n in inside and offset <= s[0] and s[1] <= end]
+            if spans:
+                out[term] = spans
+        return out
 
 
 def _wanted_ngrams(
@@ -199,24 +227,59 @@ def _wanted_ngrams(
 
 
 def _rescale(
-    vals: torch.Tensor, groups: torch.Tensor, part: torch.Tensor, n_groups: int, n_parts: int
-) -> torch.Tensor:
+    vals: np.ndarray, groups: np.ndarray, part: np.ndarray, n_groups: int, n_parts: int
+) -> np.ndarray:
     """(n_groups + 1, n_parts) factors: 1 for the row itself, then for each group the factor
     that renormalises each part after the group's entries are gone (norm before / norm after;
     0 when nothing of the part is left, as an empty part encodes to zeros).
 
-    Computed with NumPy on the host: a row has a few hundred entries, and at that size each of
-    the dozen torch calls this takes costs more in dispatch than in arithmetic."""
-    v, g, p = (t.cpu().numpy() for t in (vals, groups, part))
-    squares = v.astype(np.float64) ** 2
-    total = np.bincount(p, weights=squares, minlength=n_parts)
-    count = np.bincount(p, minlength=n_parts)
-    key = g * n_parts + p
-    size = n_groups * n_parts
-    gone = np.bincount(key, weights=squares, minlength=size).reshape(n_groups, n_parts)
-    gone_count = np.bincount(key, minlength=size).reshape(n_groups, n_parts)
-    left = np.maximum(total[None] - gone, 1e-300)
-    scale = np.where(gone_count < count[None], np.sqrt(total[None] / left), 0.0)
-    scale = np.where(gone_count == 0, 1.0, scale)
-    out = np.vstack([np.ones((1, n_parts)), scale]).astype(np.float32)
-    return torch.from_numpy(out).to(device=vals.device, dtype=vals.dtype)
+    A group has at most one entry per part (`Explainer.__init__` checks that a term names one
+    column per part), so each factor comes from one entry: its part's squared norm with and
+    without it."""
+    squares = vals.astype(np.float64) ** 2
+    total = np.bincount(part, weights=squares, minlength=n_parts)[part]
+    alone = np.bincount(part, minlength=n_parts)[part] == 1
+    left = np.maximum(total - squares, 1e-300)
+    out = np.ones((n_groups + 1, n_parts), np.float32)
+    out[1 + groups, part] = np.where(alone, 0.0, np.sqrt(total / left))
+    return out
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+@dataclass(frozen=True)
+class _HostWeights:
+    """The model's parameters as host NumPy arrays, for the explanation pass.
+
+    A text's pass is a few hundred small operations on ~100 x 148 arrays: NumPy runs each in a
+    microsecond or two, where a torch call costs several in dispatch, and on a GPU every one would
+    be a kernel launch. On the CPU these are views of the model's own tensors (no copy: the
+    memory-mapped weights stay shared); a GPU model is copied to the host once."""
+
+    input: np.ndarray
+    input_bias: np.ndarray
+    hidden: list[tuple[np.ndarray, np.ndarray]]
+    output: np.ndarray
+    output_bias: np.ndarray
+
+    @classmethod
+    def of(cls, model: MLP) -> _HostWeights:
+        return cls(
+            input=_host(model.input.weight),
+            input_bias=_host(model.input.bias),
+            hidden=[_host_linear(layer) for layer in model.hidden],
+            output=_host(model.output.weight),
+            output_bias=_host(model.output.bias),
+        )
+
+
+def _host(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
+
+
+def _host_linear(layer: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    assert isinstance(layer, torch.nn.Linear), "MLP.hidden holds Linear layers only"
+    return _host(layer.weight), _host(layer.bias)
