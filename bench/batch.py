@@ -2,8 +2,11 @@
 
 The corpus repeats the 20 Newsgroups test posts to --rows texts (JSON Lines). Each contender
 runs in its own process, which reads the file, scores every text and writes one output line per
-text; docs/s counts that whole pass (not model loading or training), and peak RSS is the most
-the process tree held at once (sampled every 0.2 s: workers and Ray's processes included).
+text; docs/s counts that whole pass (textclf's includes starting its processes and loading the
+model, ~2 s; fastText's and scikit-learn's exclude training and loading), and peak RSS is the
+most the process tree held at once (sampled every 0.2 s: workers and Ray's processes included).
+"docs/s loaded" is textclf local's rate once every worker has the model, the figure a longer
+input approaches and the like-for-like one beside fastText's and scikit-learn's.
 fastText (unigram and bigram) and the 1-2 gram TF-IDF + LinearSVC pipeline are trained on the
 same training split, as a user would. A second table checks that memory stays flat: the local
 engine's peak RSS at --rows/10 and at --rows.
@@ -22,14 +25,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result, Table, Target, default_model, memory_mib, process_tree, step
+from bench.common import Result, Table, Target, default_model, process_tree, rss_mib, step
 
 NAME = "batch"
 CONTENDERS = (
     "textclf-1", "textclf-2", "ray-1", "ray-2", "fasttext-unigram", "fasttext-bigram", "sklearn",
 )  # fmt: skip
-_COLUMNS = {"name": "contender", "docs_s": "docs/s", "peak_rss_mib": "peak RSS MiB",
-            "accuracy": "accuracy", "seconds": "seconds"}  # fmt: skip
+_COLUMNS = {
+    "name": "contender",
+    "docs_s": "docs/s",
+    "loaded_docs_s": "docs/s loaded",
+    "peak_rss_mib": "peak RSS MiB",
+    "accuracy": "accuracy",
+    "seconds": "seconds",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +80,8 @@ def _run(args: argparse.Namespace, rows: int, model: Path, work: Path) -> Result
     if {"textclf-1", "textclf-2"} <= by.keys():
         ratio = by["textclf-2"]["docs_s"] / by["textclf-1"]["docs_s"]
         targets.append(Target("2 workers / 1 worker docs/s", ratio, 1.7, ">="))
+        loaded = by["textclf-2"]["loaded_docs_s"] / by["textclf-1"]["loaded_docs_s"]
+        targets.append(Target("2 workers / 1 worker docs/s, model loaded", loaded, 1.7, ">="))
     if {"textclf-2", "fasttext-unigram"} <= by.keys():
         ratio = by["textclf-2"]["docs_s"] / by["fasttext-unigram"]["docs_s"]
         targets.append(Target("stretch: textclf 2 workers / fastText unigram", ratio, 1.0, ">="))
@@ -102,7 +113,7 @@ def _measure(name: str, model: Path, corpus: Path, work: Path) -> dict[str, Any]
 
     def sample() -> None:
         while not stop.is_set():
-            total = sum(memory_mib(pid)["rss"] for pid in process_tree(proc.pid))
+            total = sum(rss_mib(pid) for pid in process_tree(proc.pid))
             peak[0] = max(peak[0], total)
             stop.wait(0.2)
 
@@ -120,6 +131,7 @@ def _measure(name: str, model: Path, corpus: Path, work: Path) -> dict[str, Any]
 def one(name: str, model: Path, corpus: Path, work: Path) -> dict[str, Any]:
     """The contender `name`'s pass over `corpus`: docs/s and accuracy."""
     truth = [json.loads(line)["label"] for line in corpus.open()]
+    loaded: float | None = None
     if name.startswith(("textclf", "ray")):
         from textclf.batch import BatchConfig, run_batch
 
@@ -128,6 +140,8 @@ def one(name: str, model: Path, corpus: Path, work: Path) -> dict[str, Any]:
         output = work / f"{name}.jsonl"
         summary = run_batch(model, corpus, output, config, overwrite=True, progress=False)
         seconds = summary.seconds
+        if summary.ready_seconds is not None:
+            loaded = summary.scoring_rows_per_second
         labels = [json.loads(line)["label"] for line in output.open()]
     else:
         predict = _fasttext(name, work) if name.startswith("fasttext") else _sklearn()
@@ -140,7 +154,12 @@ def one(name: str, model: Path, corpus: Path, work: Path) -> dict[str, Any]:
             )
         seconds = time.perf_counter() - start
     hits = sum(a == b for a, b in zip(labels, truth, strict=True))
-    return {"docs_s": len(truth) / seconds, "seconds": seconds, "accuracy": hits / len(truth)}
+    return {
+        "docs_s": len(truth) / seconds,
+        "loaded_docs_s": loaded,
+        "seconds": seconds,
+        "accuracy": hits / len(truth),
+    }
 
 
 def _fasttext(name: str, work: Path) -> Any:

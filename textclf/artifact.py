@@ -38,11 +38,9 @@ from safetensors.torch import save as save_safetensors
 from textclf.config import ModelConfig, model_config_from_dict, to_dict
 from textclf.errors import ArtifactError, ConfigError
 from textclf.features import TextFeatures, vectorizer_from_state
+from textclf.manifest import FORMAT_VERSION, MANIFEST, read_manifest  # re-exported
 from textclf.model import MLP
 
-# 2: `wide` naive Bayes columns; 3: the word-pair naive Bayes term (`n_bigrams`, "bigrams").
-FORMAT_VERSION = 3
-MANIFEST = "manifest.json"
 VECTORIZER = "vectorizer.json"
 WEIGHTS = "model.safetensors"
 MODEL_CARD = "README.md"
@@ -125,32 +123,6 @@ def load(path: Path | str, *, device: torch.device | str = "cpu") -> Artifact:
     return Artifact(path=root, manifest=manifest, vectorizer=vectorizer, model=model.to(device))
 
 
-def read_manifest(root: Path) -> dict[str, Any]:
-    """The parsed manifest, with its format version and structure checked."""
-    path = root / MANIFEST
-    try:
-        manifest = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise ArtifactError("missing: this folder is not a textclf model", path=path) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"not valid JSON ({exc})", path=path) from None
-    if not isinstance(manifest, dict):
-        raise ArtifactError("must be a JSON object", path=path)
-    version = manifest.get("format_version")
-    if not isinstance(version, int):
-        raise ArtifactError("has no integer format_version", path=path)
-    if version > FORMAT_VERSION:
-        raise ArtifactError(
-            f"format version {version} is newer than this textclf supports ({FORMAT_VERSION}); "
-            "upgrade textclf to load it",
-            path=path,
-        )
-    for key in ("name", "version", "labels", "model_config", "files"):
-        if key not in manifest:
-            raise ArtifactError(f"is missing the field {key!r}", path=path)
-    if not isinstance(manifest["files"], dict):
-        raise ArtifactError("'files' must map file names to checksums", path=path)
-    return manifest
 
 
 def sha256(data: bytes | mmap.mmap) -> str:

@@ -44,12 +44,17 @@ def test_ray_with_two_actors_gives_the_local_engines_rows(
         assert a["score_2"] == pytest.approx(b["score_2"], abs=1e-6)
 
 
-def test_predict_dataset_adds_prediction_columns(
-    ray_session: None, trained_model_dir: Path, predictor: Any, posts: list[str]
+def test_predict_dataset_adds_prediction_columns_and_ray_writes_them(
+    ray_session: None, trained_model_dir: Path, predictor: Any, posts: list[str], tmp_path: Path
 ) -> None:
+    """A Ray user's own pipeline: their dataset in, `write_parquet` out (Ray writes the files)."""
+    import pyarrow.parquet as pq
+
     items = [{"doc": i, "text": t} for i, t in enumerate(posts[:50])] + [{"doc": 50, "text": None}]
     ds = predict_dataset(ray.data.from_items(items), trained_model_dir, actors=1)
-    rows = sorted(ds.take_all(), key=lambda r: r["doc"])
+    ds.write_parquet(str(tmp_path / "scored"))
+    rows = sorted(pq.read_table(tmp_path / "scored").to_pylist(), key=lambda r: r["doc"])
+    assert len(rows) == 51
     expected = predictor.predict(posts[:50])
     for row, want in zip(rows, expected, strict=False):
         assert row["label"] == want.label and row["score"] == pytest.approx(want.score, abs=1e-6)

@@ -1,9 +1,11 @@
 """Score chunks in worker processes and hand their encoded rows back in input order.
 
 Each worker ("spawn": no inherited locks or torch threads) loads the model once, with one torch
-thread, and turns (chunk number, ids, texts) into the chunk's output bytes. Queues are bounded
-(two chunks in flight per worker), so memory stays flat however long the input is. Workers
-watch their parent from a thread: a job killed with SIGKILL leaves no orphan behind.
+thread, and turns (chunk number, payload) into the chunk's output bytes and its bad rows. A
+payload is raw `Lines` (JSON Lines, text: the worker parses them) or `Texts` already parsed.
+Queues are bounded (two chunks in flight per worker), so memory stays flat however long the
+input is. Workers watch their parent from a thread: a job killed with SIGKILL leaves no orphan
+behind.
 """
 
 from __future__ import annotations
@@ -15,27 +17,47 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from textclf.batch.rows import encode, prediction_rows
+from textclf.batch.sources import BadRow, LineParser, Lines, Row
 from textclf.errors import TextclfError
 
-Chunk = tuple[int, list[Any], list[str]]  # (number, ids, texts)
+
+class Texts(NamedTuple):
+    ids: list[Any]
+    texts: list[str]
+
+
+Chunk = tuple[int, Lines | Texts]  # (number, payload)
+Scored = tuple[bytes, list[BadRow]]  # a chunk's output bytes, and its rows that were bad
 _POLL_S = 0.5
+_READY, _FAILED = -1, -2  # chunk numbers of a worker's messages that carry no chunk
 
 
 class ChunkScorer:
-    """The model and the output format: chunk in, bytes out (used in-process and in workers)."""
+    """The model, the input's line parser and the output format: chunk in, bytes out (used
+    in-process and in workers)."""
 
-    def __init__(self, model: Path, top_k: int, fmt: str) -> None:
+    def __init__(self, model: Path, top_k: int, fmt: str, parse: LineParser | None) -> None:
         import textclf
 
         self.predictor = textclf.load(model, threads=1)
-        self.top_k, self.fmt = top_k, fmt
+        self.top_k, self.fmt, self.parse = top_k, fmt, parse
 
-    def __call__(self, ids: Sequence[Any], texts: list[str]) -> bytes:
+    def __call__(self, payload: Lines | Texts) -> Scored:
+        bad: list[BadRow] = []
+        if isinstance(payload, Lines):
+            assert self.parse is not None, "Lines need the input's parser"
+            items = self.parse(payload)
+            bad = [item for item in items if isinstance(item, BadRow)]
+            rows = [item for item in items if isinstance(item, Row)]
+            payload = Texts([r.id for r in rows], [r.text for r in rows])
+        return self._score(payload.ids, payload.texts), bad
+
+    def _score(self, ids: Sequence[Any], texts: list[str]) -> bytes:
         if not texts:
             return b""
         probs = self.predictor.predict_proba(texts)
@@ -43,26 +65,39 @@ class ChunkScorer:
         return encode(self.fmt, rows, self.top_k)
 
 
-def score_in_process(chunks: Iterable[Chunk], scorer: ChunkScorer) -> Iterator[bytes]:
-    for _, ids, texts in chunks:
-        yield scorer(ids, texts)
+def score_in_process(
+    chunks: Iterable[Chunk], scorer: ChunkScorer, on_ready: Callable[[], None]
+) -> Iterator[Scored]:
+    on_ready()
+    for _, payload in chunks:
+        yield scorer(payload)
 
 
 def score_in_workers(
-    chunks: Iterable[Chunk], model: Path, top_k: int, fmt: str, workers: int
-) -> Iterator[bytes]:
-    """Each chunk's bytes, in the order the chunks came, from `workers` processes."""
+    chunks: Iterable[Chunk],
+    model: Path,
+    top_k: int,
+    fmt: str,
+    parse: LineParser | None,
+    workers: int,
+    on_ready: Callable[[], None],
+) -> Iterator[Scored]:
+    """Each chunk's result, in the order the chunks came, from `workers` processes;
+    `on_ready()` once every one of them has loaded the model."""
     ctx = mp.get_context("spawn")
     todo: Any = ctx.Queue(maxsize=workers * 2)
     done: Any = ctx.Queue()
     procs = [
-        ctx.Process(target=_work, args=(model, top_k, fmt, todo, done, os.getpid()), daemon=True)
+        ctx.Process(
+            target=_work, args=(model, top_k, fmt, parse, todo, done, os.getpid()), daemon=True
+        )
         for _ in range(workers)
     ]
     for proc in procs:
         proc.start()
     try:
-        yield from _ordered(iter(chunks), todo, done, procs, workers * 2)
+        receive = _Receiver(done, procs, on_ready)
+        yield from _ordered(iter(chunks), todo, receive, workers * 2)
     finally:
         for proc in procs:
             proc.terminate()
@@ -72,9 +107,9 @@ def score_in_workers(
 
 
 def _ordered(
-    chunks: Iterator[Chunk], todo: Any, done: Any, procs: list[Any], in_flight: int
-) -> Iterator[bytes]:
-    results: dict[int, bytes] = {}
+    chunks: Iterator[Chunk], todo: Any, receive: Callable[[], tuple[int, Scored]], in_flight: int
+) -> Iterator[Scored]:
+    results: dict[int, Scored] = {}
     sent = written = 0
     exhausted = False
     while True:
@@ -88,45 +123,61 @@ def _ordered(
         if exhausted and written == sent:
             return
         while written not in results:
-            number, data = _receive(done, procs)
+            number, data = receive()
             results[number] = data
         yield results.pop(written)
         written += 1
 
 
-def _receive(done: Any, procs: list[Any]) -> tuple[int, bytes]:
-    while True:
-        try:
-            number, data, error = done.get(timeout=_POLL_S)
-        except queue.Empty:
-            dead = [p for p in procs if not p.is_alive()]
-            if dead:
-                raise TextclfError(
-                    f"a scoring process died (exit code {dead[0].exitcode}); rerun with --resume"
-                ) from None
-            continue
-        if error is not None:
-            raise TextclfError(f"scoring failed: {error}")
-        return number, data
+class _Receiver:
+    """The next chunk's result from the workers, noting when all of them are ready and failing
+    loudly when one died or raised."""
+
+    def __init__(self, done: Any, procs: list[Any], on_ready: Callable[[], None]) -> None:
+        self.done, self.procs, self.on_ready = done, procs, on_ready
+        self.waiting = len(procs)  # workers still loading the model
+
+    def __call__(self) -> tuple[int, Scored]:
+        while True:
+            try:
+                number, data, error = self.done.get(timeout=_POLL_S)
+            except queue.Empty:
+                dead = [p for p in self.procs if not p.is_alive()]
+                if dead:
+                    raise TextclfError(
+                        f"a scoring process died (exit code {dead[0].exitcode}); "
+                        "rerun with --resume"
+                    ) from None
+                continue
+            if error is not None:
+                raise TextclfError(f"scoring failed: {error}")
+            if number != _READY:
+                return number, data
+            self.waiting -= 1
+            if self.waiting == 0:
+                self.on_ready()
 
 
-def _work(model: Path, top_k: int, fmt: str, todo: Any, done: Any, parent: int) -> None:
+def _work(
+    model: Path, top_k: int, fmt: str, parse: LineParser | None, todo: Any, done: Any, parent: int
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it terminates us
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     try:
-        scorer = ChunkScorer(model, top_k, fmt)
+        scorer = ChunkScorer(model, top_k, fmt, parse)
     except Exception as exc:
-        done.put((-1, b"", f"{type(exc).__name__}: {exc}"))
+        done.put((_FAILED, None, f"{type(exc).__name__}: {exc}"))
         return
+    done.put((_READY, None, None))
     while True:
         try:
-            number, ids, texts = todo.get(timeout=_POLL_S)
+            number, payload = todo.get(timeout=_POLL_S)
         except queue.Empty:
             continue
         try:
-            done.put((number, scorer(ids, texts), None))
+            done.put((number, scorer(payload), None))
         except Exception:
-            done.put((number, b"", traceback.format_exc(limit=3)))
+            done.put((number, None, traceback.format_exc(limit=3)))
             return
 
 

@@ -1,0 +1,65 @@
+"""Line chunks: cut in the parent, parsed in a worker, they give exactly the rows read whole."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from textclf.batch.sources import BadRow, LineParser, Row, line_chunks, read_items
+
+LINES = [
+    '{"text": "first", "id": "a"}',
+    "",
+    "   ",
+    '{"text": "second", "id": "b"}',
+    '{"text": "unclosed',
+    '{"text": 7, "id": "c"}',
+    "",
+    '{"text": "last", "id": "d"}',
+]
+
+
+def _write(path: Path, fmt: str) -> Path:
+    body = "\n".join(LINES).encode()  # no newline after the last line
+    if fmt == "txt":
+        body = b"alpha\n\nbeta\r\ngamma \xff\ndelta"
+    path.write_bytes(b"\xef\xbb\xbf" + body)  # a BOM, as editors on Windows write
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "txt"])
+@pytest.mark.parametrize("rows", [1, 2, 3, 100])
+@pytest.mark.parametrize("skip", [0, 1, 3])
+def test_chunks_parse_to_the_rows_after_skip(
+    tmp_path: Path, fmt: str, rows: int, skip: int
+) -> None:
+    path = _write(tmp_path / f"in.{fmt}", fmt)
+    parse = LineParser(path, fmt, "text", None)
+    whole = list(read_items(path, fmt, "text", None))
+    chunks = list(line_chunks(path, fmt, rows, skip))
+    assert [n for n, _ in chunks[:-1]] == [rows] * (len(chunks) - 1)
+    items = [item for _, chunk in chunks for item in parse(chunk)]
+    assert sum(n for n, _ in chunks) == len(items) == len(whole) - skip
+    assert items == whole[skip:]
+
+
+def test_rows_lines_and_messages(tmp_path: Path) -> None:
+    path = _write(tmp_path / "in.jsonl", "jsonl")
+    items = list(read_items(path, "jsonl", "text", "id"))
+    assert items[:2] == [Row(0, "a", "first"), Row(1, "b", "second")]
+    assert isinstance(items[2], BadRow) and items[2].row == 2
+    assert items[2].message.startswith(f"{path}, line 5: invalid JSON")
+    assert isinstance(items[3], BadRow)
+    assert items[3].message == f"{path}, line 6: 'text' must be a string, got int"
+    assert items[4] == Row(4, "d", "last")
+    assert json.loads(LINES[-1])["text"] == "last"
+
+
+def test_text_lines_keep_blanks_and_name_bad_utf8(tmp_path: Path) -> None:
+    path = _write(tmp_path / "in.txt", "txt")
+    items = list(read_items(path, "txt", "text", None))
+    assert items[:3] == [Row(0, 0, "alpha"), Row(1, 1, ""), Row(2, 2, "beta")]
+    assert items[3] == BadRow(3, f"{path}, line 4: not valid UTF-8 (byte 7)")
+    assert items[4] == Row(4, 4, "delta")
