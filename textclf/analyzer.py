@@ -145,10 +145,12 @@ def _word_spans(analyzer: WordAnalyzer, text: str) -> list[Span]:
 def ascii_occurrences(
     analyzer: WordAnalyzer, text: str, terms: Collection[str]
 ) -> dict[str, list[tuple[int, int]]] | None:
-    """Where each of `terms` (n-grams of `analyzer.words`) occurs in an ASCII `text`, as
-    (start, end) of its first word's start and last word's end; None for other text.
+    """Where each of `terms` (n-grams of `analyzer.words`, of any length: the caller knows which
+    lengths each part of a model counts) occurs in an ASCII `text`, as (start, end) of its first
+    word's start and last word's end; None for other text. Terms must be ASCII (as every term
+    found in ASCII text is).
 
-    What `ngram_spans(analyzer, word_spans(analyzer, text))` gives for those terms, without
+    What `ngram_spans` over `word_spans(analyzer, text)` gives for those terms, without
     tokenising the whole text in Python (a post has hundreds of words, an explanation names about
     ten terms): `bytes.find` locates each term's first word in the translated bytes (word bytes
     lowercased, every other byte a space, as `tokens` cuts them), and only from there are the

@@ -123,8 +123,6 @@ def load(path: Path | str, *, device: torch.device | str = "cpu") -> Artifact:
     return Artifact(path=root, manifest=manifest, vectorizer=vectorizer, model=model.to(device))
 
 
-
-
 def sha256(data: bytes | mmap.mmap) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from textclf.batch import BatchConfig, run_batch
+from textclf.batch.job import BatchSummary
 from textclf.errors import ConfigError, DataError, TextclfError
 
 INLINE = BatchConfig(workers=0, chunk_size=64)
@@ -164,3 +165,12 @@ def test_unknown_formats_say_what_to_pass(trained_model_dir: Path, tmp_path: Pat
         run_batch(trained_model_dir, path, tmp_path / "o.jsonl", INLINE, progress=False)
     with pytest.raises(ConfigError, match=r"\.jsonl, \.csv or \.parquet"):
         run_batch(trained_model_dir, path, tmp_path / "o.xlsx", BatchConfig(format="jsonl"))
+
+
+def test_the_summary_rate_after_start_up_leaves_out_what_came_before() -> None:
+    summary = BatchSummary(Path("out.jsonl"), 10_000, 0, 5.0, ready_seconds=1.0, ready_rows=2_000)
+    assert summary.rows_per_second == 2_000
+    assert summary.scoring_rows_per_second == 2_000  # (10,000 - 2,000) rows in 4 s
+    assert "2,000 rows/s after 1.0s start-up" in summary.line()
+    unknown = BatchSummary(Path("out.jsonl"), 10, 0, 1.0)  # ended before every worker was ready
+    assert "after" not in unknown.line()

@@ -63,3 +63,17 @@ def test_text_lines_keep_blanks_and_name_bad_utf8(tmp_path: Path) -> None:
     assert items[:3] == [Row(0, 0, "alpha"), Row(1, 1, ""), Row(2, 2, "beta")]
     assert items[3] == BadRow(3, f"{path}, line 4: not valid UTF-8 (byte 7)")
     assert items[4] == Row(4, 4, "delta")
+
+
+def test_unicode_blank_lines_bom_only_files_and_bad_utf8_literally(tmp_path: Path) -> None:
+    jsonl = tmp_path / "in.jsonl"
+    blanks = b"\xc2\xa0\n\xe3\x80\x80\r\n"  # U+00A0 and U+3000 alone on a line
+    jsonl.write_bytes(b'{"text": "a"}\n' + blanks + b'{"text": "b"}\n{"text": "\xed\xa0\x80"}\n')
+    items = list(read_items(jsonl, "jsonl", "text", None))
+    assert items[:2] == [Row(0, 0, "a"), Row(1, 1, "b")]  # U+00A0 and U+3000 lines: not rows
+    assert items[2] == BadRow(2, f"{jsonl}, line 5: not valid UTF-8 (byte 11)")  # a surrogate
+    assert [n for n, _ in line_chunks(jsonl, "jsonl", 100)] == [3]
+    for fmt in ("txt", "jsonl"):
+        only_bom = tmp_path / f"bom.{fmt}"
+        only_bom.write_bytes(b"\xef\xbb\xbf")
+        assert list(read_items(only_bom, fmt, "text", None)) == []

@@ -48,6 +48,7 @@ class BatchSummary:
     skipped: int
     seconds: float
     ready_seconds: float | None = None  # until every scoring process had the model (local)
+    ready_rows: int = 0  # rows already scored by then, by processes that were ready sooner
 
     @property
     def rows_per_second(self) -> float:
@@ -59,7 +60,7 @@ class BatchSummary:
         """The rate once the model is loaded everywhere: what a longer input approaches (start-up
         is a fixed ~2 s per process, in parallel)."""
         scoring = self.seconds - (self.ready_seconds or 0.0)
-        return self.scored / scoring if scoring > 0 else 0.0
+        return (self.scored - self.ready_rows) / scoring if scoring > 0 else 0.0
 
     def line(self) -> str:
         after = (
@@ -147,6 +148,7 @@ class _Job:
         self.errors = TextSink(errors_path(output)) if config.on_error == "skip" else None
         self.metas: deque[_Meta] = deque()
         self.ready_at: float | None = None
+        self.ready_chunks = 0
 
     def run(self, progress: bool) -> BatchSummary:
         start, state = time.monotonic(), self.state
@@ -169,8 +171,12 @@ class _Job:
         self.sink.finish()
         checkpoint.path_for(self.output).unlink(missing_ok=True)
         elapsed = time.monotonic() - start
-        ready = self.ready_at - start if self.ready_at is not None else elapsed
-        return BatchSummary(self.output, state.scored, state.skipped, elapsed, ready)
+        if self.ready_at is None:  # it ended before every process had loaded the model
+            return BatchSummary(self.output, state.scored, state.skipped, elapsed)
+        ready_rows = min(self.ready_chunks * self.config.chunk_size, state.scored)
+        return BatchSummary(
+            self.output, state.scored, state.skipped, elapsed, self.ready_at - start, ready_rows
+        )
 
     def _parser(self) -> LineParser:
         c = self.config
@@ -186,8 +192,8 @@ class _Job:
             chunks, self.model, c.top_k, self.out_fmt, parse, workers, self._ready
         )
 
-    def _ready(self) -> None:
-        self.ready_at = time.monotonic()
+    def _ready(self, chunks_before: int) -> None:
+        self.ready_at, self.ready_chunks = time.monotonic(), chunks_before
 
     def _chunks(self, skip: int) -> Iterator[Chunk]:
         """The input's chunks after its first `skip` rows (those a resumed job has written)."""

@@ -66,9 +66,9 @@ class ChunkScorer:
 
 
 def score_in_process(
-    chunks: Iterable[Chunk], scorer: ChunkScorer, on_ready: Callable[[], None]
+    chunks: Iterable[Chunk], scorer: ChunkScorer, on_ready: Callable[[int], None]
 ) -> Iterator[Scored]:
-    on_ready()
+    on_ready(0)
     for _, payload in chunks:
         yield scorer(payload)
 
@@ -80,10 +80,11 @@ def score_in_workers(
     fmt: str,
     parse: LineParser | None,
     workers: int,
-    on_ready: Callable[[], None],
+    on_ready: Callable[[int], None],
 ) -> Iterator[Scored]:
     """Each chunk's result, in the order the chunks came, from `workers` processes;
-    `on_ready()` once every one of them has loaded the model."""
+    `on_ready(n)` once every one of them has loaded the model, n chunks having come back by
+    then (from workers that were ready sooner)."""
     ctx = mp.get_context("spawn")
     todo: Any = ctx.Queue(maxsize=workers * 2)
     done: Any = ctx.Queue()
@@ -133,9 +134,10 @@ class _Receiver:
     """The next chunk's result from the workers, noting when all of them are ready and failing
     loudly when one died or raised."""
 
-    def __init__(self, done: Any, procs: list[Any], on_ready: Callable[[], None]) -> None:
+    def __init__(self, done: Any, procs: list[Any], on_ready: Callable[[int], None]) -> None:
         self.done, self.procs, self.on_ready = done, procs, on_ready
         self.waiting = len(procs)  # workers still loading the model
+        self.received = 0  # chunk results so far
 
     def __call__(self) -> tuple[int, Scored]:
         while True:
@@ -152,10 +154,11 @@ class _Receiver:
             if error is not None:
                 raise TextclfError(f"scoring failed: {error}")
             if number != _READY:
+                self.received += 1
                 return number, data
             self.waiting -= 1
             if self.waiting == 0:
-                self.on_ready()
+                self.on_ready(self.received)
 
 
 def _work(

@@ -64,7 +64,7 @@ class LineParser:
         out: list[Item] = []
         row = chunk.first_row
         for line_no, raw in enumerate(chunk.lines, start=chunk.first_line):
-            if self.fmt == "jsonl" and not raw.strip():
+            if self.fmt == "jsonl" and _blank(raw):
                 continue
             out.append(self._item(raw, row, f"{self.path}, line {line_no}"))
             row += 1
@@ -74,12 +74,20 @@ class LineParser:
         try:
             if self.fmt == "txt":
                 return Row(row, row, raw.decode("utf-8").rstrip("\r\n"))
-            record = json.loads(raw)
+            record = json.loads(raw.decode("utf-8"))  # bytes would let JSON guess UTF-16/32
         except UnicodeDecodeError as exc:
             return BadRow(row, f"{where}: not valid UTF-8 (byte {exc.start + 1})")
         except json.JSONDecodeError as exc:
             return BadRow(row, f"{where}: invalid JSON: {exc.msg} (column {exc.colno})")
         return _from_record(record, row, where, self.text_column, self.id_column)
+
+
+def _blank(line: bytes) -> bool:
+    """A JSON line that is not a row: only whitespace, Unicode's included (U+00A0, U+3000),
+    as `str.strip` sees it."""
+    if line.isascii():
+        return not line.strip()
+    return not line.decode("utf-8", "replace").strip()
 
 
 def line_chunks(path: Path, fmt: str, rows: int, skip: int = 0) -> Iterator[tuple[int, Lines]]:
@@ -91,7 +99,9 @@ def line_chunks(path: Path, fmt: str, rows: int, skip: int = 0) -> Iterator[tupl
         for number, line in enumerate(handle, start=1):
             if number == 1 and line.startswith(_BOM):
                 line = line[len(_BOM) :]
-            is_row = fmt == "txt" or bool(line.strip())
+                if not line:  # a file that is only a BOM has no rows
+                    continue
+            is_row = fmt == "txt" or not _blank(line)
             if row < skip:
                 row += is_row
                 continue
