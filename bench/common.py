@@ -180,7 +180,7 @@ def format_table(table: Table) -> str:
     """A fixed-width text table; floats get 3-4 significant figures."""
     headers = list(table.columns.values())
     cells = [[fmt(row.get(key, "")) for key in table.columns] for row in table.rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(headers)]
     lines = [table.title, "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
