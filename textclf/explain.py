@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.special import log_softmax
 
 from textclf.analyzer import Span, ascii_occurrences, word_spans
 from textclf.features import Encoded, TextFeatures, subject_line, subject_offset
@@ -99,7 +100,7 @@ class Explainer:
         logits = self._first_layer_logits(columns, values, group, part, n_groups)
         if self._pairs is not None:
             logits += self._pair_logits(columns, values, group, part, n_groups)
-        log_p = _log_softmax(logits.astype(np.float64))[:, label]
+        log_p = log_softmax(logits.astype(np.float64), axis=1)[:, label]
         return log_p[0] - log_p[1:]
 
     def _first_layer_logits(
@@ -243,11 +244,6 @@ def _rescale(
     out = np.ones((n_groups + 1, n_parts), np.float32)
     out[1 + groups, part] = np.where(alone, 0.0, np.sqrt(total / left))
     return out
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,13 @@ class LineParser:
 
 def _blank(line: bytes) -> bool:
     """A JSON line that is not a row: only whitespace, Unicode's included (U+00A0, U+3000),
-    as `str.strip` sees it."""
-    if line.isascii():
-        return not line.strip()
+    as `str.strip` sees it. Decodes only a line whose first non-blank byte could start such a
+    space (never a JSON object's `{`): the parent splits every line of the input."""
+    stripped = line.strip()
+    if not stripped:
+        return True
+    if stripped[0] < 0x80 and not 0x1C <= stripped[0] <= 0x1F:  # \x1c-\x1f: str whitespace
+        return False
     return not line.decode("utf-8", "replace").strip()
 
 
