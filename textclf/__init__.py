@@ -6,7 +6,8 @@
     with textclf.Client("http://127.0.0.1:8000") as client:
         client.predict(["..."])
 
-Heavy modules (torch, scikit-learn) are imported on first use, so `textclf.Client` stays light.
+Heavy modules (torch, scikit-learn, pydantic's schemas) are imported on first use, so
+`textclf.Client` stays light and a batch worker (`textclf.host`) starts in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from textclf.errors import ArtifactError, ConfigError, DataError, TextclfError
-from textclf.schemas import LabelScore, ModelInfo, ModelRef, Prediction, PredictResponse, Term
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    **dict.fromkeys(
+        ("LabelScore", "ModelInfo", "ModelRef", "Prediction", "PredictResponse", "Term"),
+        "textclf.schemas",
+    ),
     "load": "textclf.predictor",
     "Predictor": "textclf.predictor",
     "Client": "textclf.client",
@@ -52,6 +56,14 @@ if TYPE_CHECKING:
     from textclf.estimator import TextClassifier
     from textclf.pipeline import train_artifact
     from textclf.predictor import Predictor, load
+    from textclf.schemas import (
+        LabelScore,
+        ModelInfo,
+        ModelRef,
+        Prediction,
+        PredictResponse,
+        Term,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -18,33 +18,51 @@ in the OS page cache. A save replaces the folder by rename, so a loaded model ke
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mmap
 import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
-from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save as save_safetensors
 
-from textclf.config import ModelConfig, model_config_from_dict, to_dict
-from textclf.errors import ArtifactError, ConfigError
-from textclf.features import TextFeatures, vectorizer_from_state
+from textclf.artifact_files import (  # re-exported: the names users and tests know
+    MODEL_CARD,
+    VECTORIZER,
+    WEIGHTS,
+    ArtifactFiles,
+    content_version,
+    read_files,
+    sha256,
+)
+from textclf.config import ModelConfig, to_dict
+from textclf.errors import ArtifactError
+from textclf.features import TextFeatures
 from textclf.manifest import FORMAT_VERSION, MANIFEST, read_manifest  # re-exported
 from textclf.model import MLP
+from textclf.tensor_file import TensorSpec
 
-VECTORIZER = "vectorizer.json"
-WEIGHTS = "model.safetensors"
-MODEL_CARD = "README.md"
-_Data = TypeVar("_Data", bytes, bytes | mmap.mmap)
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "MODEL_CARD",
+    "VECTORIZER",
+    "WEIGHTS",
+    "Artifact",
+    "content_version",
+    "load",
+    "read_manifest",
+    "save",
+    "sha256",
+]
 _LIBRARIES = ("textclf", "torch", "scikit-learn", "numpy", "scipy", "safetensors")
 
 
@@ -104,27 +122,11 @@ def save(
 
 
 def load(path: Path | str, *, device: torch.device | str = "cpu") -> Artifact:
-    """Verify and load an artifact; any problem raises ArtifactError naming the file."""
-    root = Path(path)
-    if not root.is_dir():
-        raise ArtifactError(
-            "no such model folder (train one with `textclf train --out DIR`)", path=root
-        )
-    manifest = read_manifest(root)
-    files = manifest["files"]
-    blobs = {name: _verified_bytes(root, name, entry) for name, entry in files.items()}
-    for required in (WEIGHTS, VECTORIZER):
-        if required not in blobs:
-            raise ArtifactError(f"manifest lists no {required}", path=root / MANIFEST)
-    weights = _verified(root, WEIGHTS, files[WEIGHTS], _mapped)
-    vectorizer = _load_vectorizer(root / VECTORIZER, blobs[VECTORIZER])
-    model = _load_model(root, manifest, weights, vectorizer.n_features)
-    _check_version(root, manifest)
-    return Artifact(path=root, manifest=manifest, vectorizer=vectorizer, model=model.to(device))
-
-
-def sha256(data: bytes | mmap.mmap) -> str:
-    return hashlib.sha256(data).hexdigest()
+    """Verify and load an artifact; any problem raises ArtifactError naming the file
+    (`textclf.artifact_files` checks everything before torch sees a byte)."""
+    files = read_files(path)
+    model = _load_model(files)
+    return Artifact(files.root, files.manifest, files.vectorizer, model.to(device))
 
 
 def _weights_bytes(model: MLP) -> bytes:
@@ -147,32 +149,6 @@ def _manifest(
         "libraries": _library_versions(),
         "files": files,
     }
-
-
-def content_version(
-    files: Mapping[str, Any], labels: Sequence[str], model_config: Mapping[str, Any]
-) -> str:
-    """Hash of everything that decides a prediction: weights, vectorizer, label order, shape.
-
-    It is the model's `version`, and loading recomputes it, so an edit to the manifest's labels
-    (say, two swapped names) fails loudly instead of silently mislabelling every prediction.
-    """
-    content = {
-        "files": {name: files[name]["sha256"] for name in (WEIGHTS, VECTORIZER) if name in files},
-        "labels": list(labels),
-        "model_config": dict(model_config),
-    }
-    return sha256(json.dumps(content, sort_keys=True).encode())[:16]
-
-
-def _check_version(root: Path, manifest: dict[str, Any]) -> None:
-    expected = content_version(manifest["files"], manifest["labels"], manifest["model_config"])
-    if manifest["version"] != expected:
-        raise ArtifactError(
-            "labels, model_config or file checksums do not match the recorded version hash: "
-            "the manifest was edited",
-            path=root / MANIFEST,
-        )
 
 
 def _file_entry(data: bytes) -> dict[str, Any]:
@@ -212,92 +188,10 @@ def _replace(staging: Path, out: Path) -> None:
     shutil.rmtree(backup, ignore_errors=True)
 
 
-def _safe_member(root: Path, name: object) -> Path:
-    """Reject names that could escape the folder (`../x`, absolute paths, sub-folders)."""
-    if not isinstance(name, str) or not name:
-        raise ArtifactError(f"invalid file name {name!r} in manifest", path=root / MANIFEST)
-    pure = PurePosixPath(name)
-    if pure.is_absolute() or len(pure.parts) != 1 or name in (".", "..") or "\\" in name:
-        raise ArtifactError(
-            f"file name {name!r} would escape the model folder; refusing to read it",
-            path=root / MANIFEST,
-        )
-    return root / name
-
-
-def _verified_bytes(root: Path, name: str, entry: object) -> bytes:
-    """The file's contents, checked against the manifest (the weights: `_verified(..., _mapped)`,
-    so they are never read into this process's own memory)."""
-    if name == WEIGHTS:
-        return b""  # mapped instead; verified there
-    return _verified(root, name, entry, Path.read_bytes)
-
-
-def _verified(
-    root: Path, name: str, entry: object, read: Callable[[Path], _Data]
-) -> _Data:
-    path = _safe_member(root, name)
-    if not isinstance(entry, dict) or "sha256" not in entry:
-        raise ArtifactError(f"manifest entry for {name!r} has no sha256", path=root / MANIFEST)
-    try:
-        data = read(path)
-    except FileNotFoundError:
-        raise ArtifactError("missing (listed in manifest.json)", path=path) from None
-    expected_size = entry.get("bytes")
-    if expected_size is not None and len(data) != expected_size:
-        raise ArtifactError(
-            f"is {len(data)} bytes but the manifest says {expected_size}: truncated or replaced",
-            path=path,
-        )
-    if sha256(data) != entry["sha256"]:
-        raise ArtifactError("checksum mismatch: the file was edited or corrupted", path=path)
-    return data
-
-
-def _load_vectorizer(path: Path, data: bytes) -> TextFeatures:
-    # ConfigError: bad settings inside the state; AttributeError: a state that is not an object.
-    try:
-        return vectorizer_from_state(json.loads(data))
-    except (
-        UnicodeDecodeError,
-        json.JSONDecodeError,
-        AttributeError,
-        KeyError,
-        TypeError,
-        ValueError,
-        ConfigError,
-    ) as exc:
-        raise ArtifactError(f"invalid vectorizer state ({exc})", path=path) from None
-
-
-def _mapped(path: Path) -> bytes | mmap.mmap:
-    with open(path, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:
-            return b""  # an empty file cannot be mapped
-        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
-
-
-def _load_model(
-    root: Path, manifest: dict[str, Any], data: bytes | mmap.mmap, n_terms: int
-) -> MLP:
-    path = root / WEIGHTS
-    try:
-        config = model_config_from_dict(manifest["model_config"])
-    except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise ArtifactError(f"invalid model_config ({exc})", path=root / MANIFEST) from None
-    _check_consistency(root, manifest, config, n_terms)
-    try:
-        tensors = _tensors_viewing(data)
-    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
-        raise ArtifactError(f"not a valid safetensors file ({exc})", path=path) from None
+def _load_model(files: ArtifactFiles) -> MLP:
+    tensors = {name: _tensor_viewing(files.weights, spec) for name, spec in files.specs.items()}
     with torch.device("meta"):  # no memory and no random init for weights about to be replaced
-        model = MLP(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in tensors.items()}
-    if expected != found:
-        raise ArtifactError(
-            f"weights do not match model_config: expected {expected}, found {found}", path=path
-        )
+        model = MLP(files.config)
     model.load_state_dict(tensors, assign=True)  # the parameters are the mapped tensors
     model.eval()
     return model
@@ -306,46 +200,10 @@ def _load_model(
 _DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16}
 
 
-def _tensors_viewing(data: bytes | mmap.mmap) -> dict[str, torch.Tensor]:
-    """The safetensors file's tensors as views of `data`, without copying (the format: an 8-byte
-    little-endian header size, a JSON header of dtype, shape and byte range per tensor, then the
-    bytes). Raises ValueError, KeyError or TypeError if it is malformed."""
-    if len(data) < 8:
-        raise ValueError("shorter than its header")
-    size = int.from_bytes(data[:8], "little")
-    if size > len(data) - 8:
-        raise ValueError("header runs past the end of the file")
-    header = json.loads(bytes(data[8 : 8 + size]))
-    start, end = 8 + size, len(data)
-    tensors = {}
-    for name, spec in header.items():
-        if name == "__metadata__":
-            continue
-        dtype = _DTYPES[spec["dtype"]]
-        shape = [int(n) for n in spec["shape"]]
-        begin, stop = (start + int(offset) for offset in spec["data_offsets"])
-        count = 1
-        for n in shape:
-            count *= n
-        if not start <= begin <= stop <= end or stop - begin != count * dtype.itemsize:
-            raise ValueError(f"tensor {name!r} does not fit its byte range")
-        flat = torch.frombuffer(data, dtype=dtype, count=count, offset=begin) if count else None
-        tensors[name] = torch.empty(0, dtype=dtype) if flat is None else flat
-        tensors[name] = tensors[name].reshape(shape)
-    return tensors
-
-
-def _check_consistency(root: Path, manifest: dict[str, Any], config: ModelConfig, n: int) -> None:
-    labels = manifest["labels"]
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-        raise ArtifactError("'labels' must be a list of strings", path=root / MANIFEST)
-    if len(labels) != config.n_labels or len(set(labels)) != len(labels):
-        raise ArtifactError(
-            f"{len(labels)} labels listed but the model has {config.n_labels} outputs",
-            path=root / MANIFEST,
-        )
-    if n != config.n_features:
-        raise ArtifactError(
-            f"vectorizer has {n} terms but the model expects {config.n_features}",
-            path=root / VECTORIZER,
-        )
+def _tensor_viewing(data: bytes | mmap.mmap, spec: TensorSpec) -> torch.Tensor:
+    """The tensor as a view of `data`, without copying."""
+    dtype = _DTYPES[spec.dtype]
+    if spec.n_items == 0:
+        return torch.empty(spec.shape, dtype=dtype)
+    flat = torch.frombuffer(data, dtype=dtype, count=spec.n_items, offset=spec.offset)
+    return flat.reshape(spec.shape)

@@ -19,14 +19,13 @@ rows (tests/test_explain.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy.special import log_softmax
 
 from textclf.analyzer import Span, ascii_occurrences, word_spans
 from textclf.features import Encoded, TextFeatures, subject_line, subject_offset
+from textclf.host import HostWeights
 from textclf.model import MLP
 from textclf.schemas import Term
 
@@ -56,8 +55,11 @@ class Explainer:
             (ids.setdefault(name, len(ids)) for name in names), np.int64, len(names)
         )
         self._terms = list(ids)
-        self._weights = _HostWeights.of(model)
-        self._pairs = _host(model.bigrams) if model.bigrams is not None else None
+        # NumPy views of the model's tensors (a GPU model's copied once): a text's pass is a
+        # few hundred small operations on ~100 x 148 arrays, where NumPy takes a microsecond or
+        # two and torch several in dispatch (on a GPU, each would be a kernel launch).
+        self._weights = HostWeights.of(model)
+        self._pairs = self._weights.bigrams
 
     def explain(
         self,
@@ -126,16 +128,7 @@ class Explainer:
         body = part == 0
         first[1 + groups[body]] -= own[body]
         first[1 + groups[~body]] -= own[~body]
-        return self._head(first)
-
-    def _head(self, first: np.ndarray) -> np.ndarray:
-        """The layers after the first, as `MLP._infer` runs them (no dropout)."""
-        weights, n_wide = self._weights, self.model.n_wide
-        h = np.maximum(first[:, :-n_wide] if n_wide else first, 0.0)
-        for weight, bias in weights.hidden:
-            h = np.maximum(h @ weight.T + bias, 0.0)
-        logits = h @ weights.output.T + weights.output_bias
-        return logits + first[:, -n_wide:] if n_wide else logits
+        return self._weights.head(first)
 
     def _pair_logits(
         self,
@@ -244,38 +237,3 @@ def _rescale(
     out = np.ones((n_groups + 1, n_parts), np.float32)
     out[1 + groups, part] = np.where(alone, 0.0, np.sqrt(total / left))
     return out
-
-
-@dataclass(frozen=True)
-class _HostWeights:
-    """The model's parameters as host NumPy arrays, for the explanation pass.
-
-    A text's pass is a few hundred small operations on ~100 x 148 arrays: NumPy runs each in a
-    microsecond or two, where a torch call costs several in dispatch, and on a GPU every one would
-    be a kernel launch. On the CPU these are views of the model's own tensors (no copy: the
-    memory-mapped weights stay shared); a GPU model is copied to the host once."""
-
-    input: np.ndarray
-    input_bias: np.ndarray
-    hidden: list[tuple[np.ndarray, np.ndarray]]
-    output: np.ndarray
-    output_bias: np.ndarray
-
-    @classmethod
-    def of(cls, model: MLP) -> _HostWeights:
-        return cls(
-            input=_host(model.input.weight),
-            input_bias=_host(model.input.bias),
-            hidden=[_host_linear(layer) for layer in model.hidden],
-            output=_host(model.output.weight),
-            output_bias=_host(model.output.bias),
-        )
-
-
-def _host(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().cpu().numpy()
-
-
-def _host_linear(layer: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
-    assert isinstance(layer, torch.nn.Linear), "MLP.hidden holds Linear layers only"
-    return _host(layer.weight), _host(layer.bias)

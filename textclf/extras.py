@@ -11,14 +11,16 @@ from importlib.util import find_spec
 
 # The import names each extra brings (pyproject.toml's [project.optional-dependencies]).
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "train": ("torch", "numpy", "scipy", "sklearn", "safetensors", "tqdm", "matplotlib"),
+    "train": (
+        "torch", "numpy", "scipy", "sklearn", "safetensors", "threadpoolctl", "tqdm", "matplotlib",
+    ),
     "serve": (
-        "torch", "numpy", "scipy", "sklearn", "safetensors", "tqdm",
+        "torch", "numpy", "scipy", "sklearn", "safetensors", "threadpoolctl", "tqdm",
         "fastapi", "uvicorn", "pydantic_settings", "prometheus_client", "fastapi_offline",
     ),
     "ray": (
-        "torch", "numpy", "scipy", "sklearn", "safetensors", "tqdm", "matplotlib",
-        "ray", "pyarrow",
+        "torch", "numpy", "scipy", "sklearn", "safetensors", "threadpoolctl", "tqdm",
+        "matplotlib", "ray", "pyarrow",
     ),
     "parquet": ("pyarrow",),
 }

@@ -6,7 +6,8 @@ scikit-learn's. A model's input columns are the body's TF-IDF, optionally follow
 weighted TF-IDF of the `Subject:` header line (see `FeatureConfig.subject_weight`), and last the
 bigram TF-IDF that only the second naive Bayes term reads (`textclf/bigrams.py`). The fitted
 state (terms, idf) is written as plain JSON, never pickled; transforming needs neither
-scikit-learn nor SciPy, so a serving process imports neither.
+scikit-learn nor SciPy, so a serving process imports neither. Nor does this module import torch
+(only `to_torch` does, when called): a batch worker that scores with `textclf.host` never loads it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from operator import methodcaller
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
 
 from textclf.analyzer import WordAnalyzer, english_stop_words
 from textclf.bigrams import Bigrams, BigramVocabulary
@@ -29,6 +29,7 @@ from textclf.config import FeatureConfig, feature_config_from_dict, to_dict
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
+    import torch
 
 STATE_VERSION = 1
 # torch flags all sparse CSR use as "beta" on every call; the ops used here are long stable.
@@ -336,6 +337,8 @@ def vectorizer_from_state(state: dict[str, Any]) -> TextFeatures:
 
 def to_torch(batch: sp.spmatrix | Encoded, device: torch.device | str = "cpu") -> torch.Tensor:
     """A batch as a torch sparse CSR tensor (int64 indices, float32 values), on `device`."""
+    import torch  # a lookup in sys.modules once the model has loaded torch
+
     if isinstance(batch, Encoded):
         parts, shape = (batch.indptr, batch.indices, batch.data), (batch.n_rows, batch.n_features)
     else:

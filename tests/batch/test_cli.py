@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.batch.expected import assert_rows_match, predicted_rows
+
 ROWS = 30_000
 KILLED_ROWS = 6_000  # the signal tests: long enough to stop halfway, short enough to rerun
 DEADLINE_S = 120
@@ -69,12 +71,9 @@ def test_30000_rows_in_order_equal_to_predict(
     reference: Path, predictor: Any, posts: list[str]
 ) -> None:
     rows = [json.loads(line) for line in reference.read_text().splitlines()]
-    assert [r["id"] for r in rows] == list(range(ROWS))
     expected = predictor.predict(posts, top_k=2)  # the input repeats these posts in order
-    for row in rows:
-        want = expected[row["id"] % len(posts)]
-        assert (row["label"], row["score"]) == (want.label, want.score)
-        assert (row["label_2"], row["score_2"]) == (want.top_k[1].label, want.top_k[1].score)
+    ids = list(range(ROWS))
+    assert_rows_match(rows, predicted_rows([expected[i % len(posts)] for i in ids], ids))
 
 
 def _checkpoint_items(output: Path) -> int:

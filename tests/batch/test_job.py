@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.batch.expected import assert_rows_match, predicted_rows
 from textclf.batch import BatchConfig, run_batch
 from textclf.batch.job import BatchSummary
 from textclf.errors import ConfigError, DataError, TextclfError
@@ -34,13 +35,7 @@ def _read(path: Path) -> list[dict[str, Any]]:
 
 
 def _expected(predictor: Any, texts: list[str], top_k: int = 1) -> list[dict[str, Any]]:
-    rows = []
-    for i, p in enumerate(predictor.predict(texts, top_k=top_k)):
-        row: dict[str, Any] = {"id": i, "label": p.label, "score": p.score}
-        for rank, top in enumerate(p.top_k[1:], start=2):
-            row[f"label_{rank}"], row[f"score_{rank}"] = top.label, top.score
-        rows.append(row)
-    return rows
+    return predicted_rows(predictor.predict(texts, top_k=top_k))
 
 
 def _inputs(tmp: Path, texts: list[str]) -> dict[str, Path]:
@@ -77,7 +72,7 @@ def test_every_input_and_output_format_gives_predicts_rows(
             if out == "csv":
                 for row in got:
                     row["id"] = int(row["id"])
-            assert got == expected, (fmt, out)
+            assert_rows_match(got, expected)
             assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.parts"))
 
 

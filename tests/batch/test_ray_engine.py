@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.batch.expected import SCORE_TOLERANCE
 from textclf.batch import BatchConfig, predict_dataset, run_batch
 
 ray = pytest.importorskip("ray")
@@ -57,6 +58,7 @@ def test_predict_dataset_adds_prediction_columns_and_ray_writes_them(
     assert len(rows) == 51
     expected = predictor.predict(posts[:50])
     for row, want in zip(rows, expected, strict=False):
-        assert row["label"] == want.label and row["score"] == pytest.approx(want.score, abs=1e-6)
+        assert row["label"] == want.label
+        assert row["score"] == pytest.approx(want.score, abs=SCORE_TOLERANCE)
         assert row["error"] == ""
     assert rows[50]["label"] is None and "must be a string" in rows[50]["error"]

@@ -1,7 +1,8 @@
 """Score chunks in worker processes and hand their encoded rows back in input order.
 
-Each worker ("spawn": no inherited locks or torch threads) loads the model once, with one torch
-thread, and turns (chunk number, payload) into the chunk's output bytes and its bad rows. A
+Each worker ("spawn": no inherited locks or threads) loads the model once for NumPy scoring
+(`textclf.host`: no torch import, which would cost ~2 s per process before its first row) with one
+BLAS thread, and turns (chunk number, payload) into the chunk's output bytes and its bad rows. A
 payload is raw `Lines` (JSON Lines, text: the worker parses them) or `Texts` already parsed.
 Queues are bounded (two chunks in flight per worker), so memory stays flat however long the
 input is. Workers watch their parent from a thread: a job killed with SIGKILL leaves no orphan
@@ -42,9 +43,9 @@ class ChunkScorer:
     in-process and in workers)."""
 
     def __init__(self, model: Path, top_k: int, fmt: str, parse: LineParser | None) -> None:
-        import textclf
+        from textclf import host
 
-        self.predictor = textclf.load(model, threads=1)
+        self.predictor = host.load(model, threads=1)
         self.top_k, self.fmt, self.parse = top_k, fmt, parse
 
     def __call__(self, payload: Lines | Texts) -> Scored:

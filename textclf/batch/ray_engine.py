@@ -24,12 +24,13 @@ ERROR_COLUMN = "error"
 
 
 class ScoreBatch:
-    """Ray Data's callable class: the model is loaded once per actor, then scores batches."""
+    """Ray Data's callable class: the model is loaded once per actor, then scores batches (in
+    NumPy, as the local engine's workers do: the same rows, and no torch import per actor)."""
 
     def __init__(self, model_path: str, text_column: str = "text", top_k: int = 1) -> None:
-        import textclf
+        from textclf import host
 
-        self.predictor = textclf.load(model_path, threads=1)
+        self.predictor = host.load(model_path, threads=1)
         self.text_column, self.top_k = text_column, top_k
 
     def __call__(self, batch: Any) -> Any:
