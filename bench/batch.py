@@ -3,7 +3,7 @@
 The corpus repeats the 20 Newsgroups test posts to --rows texts (JSON Lines). Each contender
 runs in its own process, which reads the file, scores every text and writes one output line per
 text; docs/s counts that whole pass (textclf's includes starting its processes and loading the
-model, ~2 s; fastText's and scikit-learn's exclude training and loading), and peak RSS is the
+model, ~0.5 s; fastText's and scikit-learn's exclude training and loading), and peak RSS is the
 most the process tree held at once (sampled every 0.2 s: workers and Ray's processes included).
 "docs/s loaded" is textclf local's rate once every worker has the model, the figure a longer
 input approaches and the like-for-like one beside fastText's and scikit-learn's.

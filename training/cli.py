@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin, get_type_hints
 
 # Light modules only (no torch, numpy, scikit-learn): `textclf --help` must work without the
 # training extra, and each command says which extra it needs (`require`) before importing it.
@@ -29,7 +29,9 @@ from textclf.config import (
 )
 from textclf.errors import TextclfError, TrainingInterrupted
 from textclf.extras import require
-from textclf.schemas import Prediction
+
+if TYPE_CHECKING:  # pydantic's schemas cost ~0.15 s, paid by every batch worker (spawn imports us)
+    from textclf.schemas import Prediction
 
 # The data options `evaluate` takes too (with --archive); any of them replaces the recorded data.
 DATA_FLAGS = ("data", "test_data", "text_column", "label_column", "categories", "remove")
