@@ -3,7 +3,7 @@
 The corpus repeats the 20 Newsgroups test posts to --rows texts (JSON Lines). Each contender
 runs in its own process, which reads the file, scores every text and writes one output line per
 text; docs/s counts that whole pass (textclf's includes starting its processes and loading the
-model, ~0.5 s; fastText's and scikit-learn's exclude training and loading), and peak RSS is the
+model, 0.4-0.5 s; fastText's and scikit-learn's exclude training and loading), and peak RSS is the
 most the process tree held at once (sampled every 0.2 s: workers and Ray's processes included).
 "docs/s loaded" is textclf local's rate once every worker has the model, the figure a longer
 input approaches and the like-for-like one beside fastText's and scikit-learn's.
@@ -48,13 +48,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retrain", action="store_true", help="ignore the cached default model")
     parser.add_argument(
         "--repeat",
-        type=int,
+        type=_positive,
         default=1,
         help="passes per contender, in interleaved rounds; each row is the median pass by docs/s "
         "(a shared machine's speed drifts by 10-20%% between passes seconds apart)",
     )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one contender
     parser.add_argument("--work", help=argparse.SUPPRESS)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
 
 
 def run(args: argparse.Namespace) -> Result:
@@ -75,7 +82,7 @@ def _run(args: argparse.Namespace, rows: int, model: Path, work: Path) -> Result
         corpus = _corpus(work / "corpus.jsonl", rows)
         small = _corpus(work / "small.jsonl", rows // 10)
     names = list(filter(None, args.only.split(",")))  # --only "": the flatness check alone
-    repeat = max(1, args.repeat)
+    repeat = args.repeat
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for round_ in range(repeat):  # rounds, not one contender's passes back to back: drift is shared
         for name in names:

@@ -15,9 +15,10 @@ import torch
 import textclf
 from tests.service.faults import BREAKAGES, broken_copy
 from textclf import host
-from textclf.config import TUTORIAL_CATEGORIES
+from textclf.config import TUTORIAL_CATEGORIES, ModelConfig
 from textclf.errors import ArtifactError
-from textclf.features import to_torch
+from textclf.features import Encoded, to_torch
+from textclf.model import MLP
 from textclf.newsgroups import load_bydate
 
 
@@ -66,21 +67,70 @@ def test_no_text_gives_an_empty_matrix(trained_model_dir: Path) -> None:
 
 
 def test_weights_view_the_mapped_file_read_only(trained_model_dir: Path) -> None:
-    weights = host.load(trained_model_dir).weights
-    for array in (weights.input, weights.output, weights.input_bias):
-        assert not array.flags.owndata and not array.flags.writeable
+    model = host.load(trained_model_dir)
+    mapped = np.frombuffer(model.files.weights, np.uint8)
+    for array in (model.weights.input, model.weights.output, model.weights.input_bias):
+        assert np.shares_memory(array, mapped) and not array.flags.writeable
     with pytest.raises(ValueError, match="read-only"):
-        weights.input[0, 0] = 1.0
+        model.weights.input[0, 0] = 1.0
 
 
-def test_scoring_never_imports_torch(trained_model_dir: Path) -> None:
-    script = (
-        "import sys; from textclf import host; "
-        f"m = host.load({str(trained_model_dir)!r}, threads=1); "
-        "print(m.predict_proba(['the shuttle launch']).shape[0], 'torch' in sys.modules)"
+@pytest.mark.parametrize(
+    "config",
+    [
+        ModelConfig(n_features=60, n_labels=3, hidden=(16,)),
+        ModelConfig(n_features=60, n_labels=4, hidden=(16, 8, 5), wide=True),
+        ModelConfig(n_features=60, n_labels=3, hidden=(12, 6), n_bigrams=20),
+        ModelConfig(n_features=60, n_labels=5, hidden=(9, 7), wide=True, n_bigrams=15),
+    ],
+    ids=["plain", "deep-wide", "deep-pairs", "deep-wide-pairs"],
+)
+def test_every_model_shape_gives_the_torch_logits(config: ModelConfig) -> None:
+    """Hidden layers, no wide columns, word pairs: what the fixture models do not exercise.
+    Rows are random, some empty, their columns in no order (as `encode` leaves them)."""
+    torch.manual_seed(0)
+    model = MLP(config).eval()
+    if model.bigrams is not None:
+        model.bigrams.normal_()
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(0, 12, size=9)
+    sizes[[0, 4]] = 0
+    indptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    indices = np.concatenate([rng.permutation(config.n_features)[:n] for n in sizes]).astype(
+        np.int64
     )
+    rows = Encoded(indptr, indices, rng.random(len(indices), dtype=np.float32), config.n_features)
+    with torch.inference_mode():
+        want = model(to_torch(rows)).numpy()
+    got = host.HostWeights.of(model).logits(rows)
+    assert got.shape == want.shape == (9, config.n_labels)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    assert not np.array_equal(want[1], want[2])  # rows that differ give different logits
+
+
+def test_a_lone_string_or_a_non_string_is_refused(trained_model_dir: Path) -> None:
+    model = host.load(trained_model_dir)
+    with pytest.raises(TypeError, match="single string"):
+        model.predict_proba("the shuttle launch")
+    with pytest.raises(TypeError, match=r"texts\[1\] is int"):
+        model.predict_proba(["a", 3])  # type: ignore[list-item]
+
+
+def test_a_batch_worker_imports_neither_torch_nor_pydantic(trained_model_dir: Path) -> None:
+    """What a spawned `textclf batch` worker runs: the CLI module (spawn imports the parent's
+    main), the chunk scorer, a chunk; and its BLAS is held to one thread."""
+    script = f"""
+import sys
+import training.cli
+from threadpoolctl import threadpool_info
+from textclf.batch.local import ChunkScorer, Texts
+scorer = ChunkScorer({str(trained_model_dir)!r}, 2, "jsonl", None)
+data, bad = scorer(Texts([0, 1], ["the shuttle launch", "a new graphics card"]))
+blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+print(data.count(b"\\n"), len(bad), "torch" in sys.modules, "pydantic" in sys.modules, blas)
+"""
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["1", "False"]
+    assert out.stdout.split() == ["2", "0", "False", "False", "[1]"], out.stdout
 
 
 @pytest.mark.parametrize("breakage", sorted(BREAKAGES))
@@ -101,7 +151,8 @@ def test_a_broken_folder_fails_as_textclf_load_does(
 def test_weights_numpy_cannot_view_are_refused_by_name(
     trained_model_dir: Path, tmp_path: Path
 ) -> None:
-    """bfloat16 weights load in torch; NumPy has no such type, so the host loader says so."""
+    """textclf writes float32 weights; a folder re-saved in bfloat16 is refused by name (NumPy
+    has no bfloat16, and torch's sparse CPU product has no kernel for it either)."""
     from textclf.artifact import load as load_artifact
     from textclf.artifact import save as save_artifact
 
@@ -113,7 +164,6 @@ def test_weights_numpy_cannot_view_are_refused_by_name(
         vectorizer_state=json.loads((trained_model_dir / "vectorizer.json").read_text("utf-8")),
         metadata_={"name": "bf16", "labels": list(artifact.labels)},
     )
-    textclf.load(out)  # a valid artifact
-    with pytest.raises(ArtifactError, match="BF16") as caught:
+    with pytest.raises(ArtifactError, match=r"weights are BF16.*float32") as caught:
         host.load(out)
     assert "model.safetensors" in str(caught.value)

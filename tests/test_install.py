@@ -169,6 +169,19 @@ print(json.dumps(failed))
 """
 
 
+def test_public_names_load_on_first_use_and_are_listed() -> None:
+    """`import textclf` loads no schemas (pydantic: ~0.2 s of every batch worker's start-up), yet
+    every public name imports and `dir` lists them all."""
+    script = (
+        "import sys, textclf; light = 'pydantic' not in sys.modules; "
+        "listed = set(textclf.__all__) <= set(dir(textclf)); "
+        "from textclf import Prediction, LabelScore, Term, load; "
+        "print(light, listed, Prediction.__module__, callable(load))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "textclf.schemas", "True"]
+
+
 def test_thin_install_has_no_training_or_serving_stack(thin_venv: ThinVenv) -> None:
     done = thin_venv.python_code(TRY_IMPORTS, *THIN_ABSENT, "httpx", "pydantic")
     assert done.returncode == 0, done.stderr

@@ -189,7 +189,12 @@ def _replace(staging: Path, out: Path) -> None:
 
 
 def _load_model(files: ArtifactFiles) -> MLP:
-    tensors = {name: _tensor_viewing(files.weights, spec) for name, spec in files.specs.items()}
+    try:
+        tensors = {name: _tensor_viewing(files.weights, spec) for name, spec in files.specs.items()}
+    except (RuntimeError, ValueError) as exc:  # the specs were checked; torch may still object
+        raise ArtifactError(
+            f"not a valid safetensors file ({exc})", path=files.root / WEIGHTS
+        ) from None
     with torch.device("meta"):  # no memory and no random init for weights about to be replaced
         model = MLP(files.config)
     model.load_state_dict(tensors, assign=True)  # the parameters are the mapped tensors

@@ -3,7 +3,8 @@
 `textclf.artifact` builds the torch model from what this returns and `textclf.host` the NumPy
 one, so both refuse the same broken folders with the same messages: every listed file's size and
 SHA-256, the version hash over labels, config and checksums, the vectorizer state, and the
-weights' names and shapes against the model config.
+weights' names and shapes against the model config. (`textclf.host` refuses one thing more:
+weights that are not float32, which NumPy cannot score as torch would.)
 """
 
 from __future__ import annotations

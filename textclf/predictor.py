@@ -23,6 +23,7 @@ from textclf.artifact import Artifact
 from textclf.explain import Explainer
 from textclf.features import Encoded, to_torch
 from textclf.schemas import MAX_EXPLAIN_TERMS, LabelScore, ModelInfo, ModelRef, Prediction
+from textclf.texts import as_text_list  # re-exported: the estimator imports it from here
 
 BATCH_SIZE = 1024
 
@@ -190,20 +191,3 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def as_text_list(texts: Sequence[str], *, name: str = "texts") -> list[str]:
-    """The texts as a list, or a TypeError naming the first item that is not a string.
-
-    A lone string is refused: iterating it would classify each character.
-    """
-    if isinstance(texts, str):
-        raise TypeError(
-            f"{name} must be a sequence of texts, not a single string "
-            "(predict() also accepts one string)"
-        )
-    items = list(texts)
-    for i, text in enumerate(items):
-        if not isinstance(text, str):
-            raise TypeError(f"{name}[{i}] is {type(text).__name__}, expected str")
-    return items

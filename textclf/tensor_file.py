@@ -35,6 +35,8 @@ def read_specs(data: bytes | mmap.mmap) -> dict[str, TensorSpec]:
     if size > len(data) - 8:
         raise ValueError("header runs past the end of the file")
     header = json.loads(bytes(data[8 : 8 + size]))
+    if not isinstance(header, dict):
+        raise TypeError(f"the header is a JSON {type(header).__name__}, not an object")
     start, end = 8 + size, len(data)
     specs = {}
     for name, entry in header.items():
@@ -44,7 +46,7 @@ def read_specs(data: bytes | mmap.mmap) -> dict[str, TensorSpec]:
         if dtype not in ITEM_SIZES:
             raise ValueError(f"tensor {name!r} has dtype {dtype}, not one of {sorted(ITEM_SIZES)}")
         shape = tuple(int(n) for n in entry["shape"])
-        begin, stop = (start + int(offset) for offset in entry["data_offsets"])
+        begin, stop = (start + int(offset) for offset in entry["data_offsets"])  # ValueError: not 2
         count = math.prod(shape)
         if not start <= begin <= stop <= end or stop - begin != count * ITEM_SIZES[dtype]:
             raise ValueError(f"tensor {name!r} does not fit its byte range")

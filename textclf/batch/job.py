@@ -58,7 +58,7 @@ class BatchSummary:
     @property
     def scoring_rows_per_second(self) -> float:
         """The rate once the model is loaded everywhere: what a longer input approaches (start-up
-        is a fixed ~0.5 s per process, in parallel)."""
+        is a fixed 0.4-0.5 s per process, in parallel)."""
         scoring = self.seconds - (self.ready_seconds or 0.0)
         return (self.scored - self.ready_rows) / scoring if scoring > 0 else 0.0
 

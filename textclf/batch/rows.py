@@ -3,7 +3,7 @@
 A row is `id, label, score` and, with top_k K > 1, `label_2, score_2, ..., label_K, score_K`:
 the same flat columns in JSON Lines, CSV and Parquet. Ranks follow `Predictor.predict` (a stable
 sort of the probabilities), so a batch row equals `textclf.load(MODEL).predict` on its text (its
-scores to 1e-6: the engines score in NumPy, `textclf.host`).
+scores to 1e-5, float32 rounding: the engines score in NumPy, `textclf.host`).
 """
 
 from __future__ import annotations
