@@ -59,7 +59,6 @@ class Explainer:
         # few hundred small operations on ~100 x 148 arrays, where NumPy takes a microsecond or
         # two and torch several in dispatch (on a GPU, each would be a kernel launch).
         self._weights = HostWeights.of(model)
-        self._pairs = self._weights.bigrams
 
     def explain(
         self,
@@ -100,7 +99,7 @@ class Explainer:
         values = values.astype(np.float32, copy=False)
         part = (columns >= self._split).astype(np.int64) + (columns >= self._n_words)
         logits = self._first_layer_logits(columns, values, group, part, n_groups)
-        if self._pairs is not None:
+        if self._weights.bigrams is not None:
             logits += self._pair_logits(columns, values, group, part, n_groups)
         log_p = log_softmax(logits.astype(np.float64), axis=1)[:, label]
         return log_p[0] - log_p[1:]
@@ -139,13 +138,14 @@ class Explainer:
         n_groups: int,
     ) -> np.ndarray:
         """The word-pair naive Bayes term's logits, for the row and without each group."""
-        assert self._pairs is not None
+        bigrams = self._weights.bigrams
+        assert bigrams is not None
         pairs = part == _PAIRS
         cols, vals, groups = cols[pairs], vals[pairs], groups[pairs]
-        n_labels = self._pairs.shape[1]
+        n_labels = bigrams.shape[1]
         if len(cols) == 0:
             return np.zeros((n_groups + 1, n_labels), np.float32)
-        contribution = vals[:, None] * self._pairs[cols - self._n_words]
+        contribution = vals[:, None] * bigrams[cols - self._n_words]
         scale = _rescale(vals, groups, np.zeros_like(groups), n_groups, n_parts=1)
         left = np.broadcast_to(contribution.sum(0), (n_groups + 1, n_labels)).copy()
         left[1 + groups] -= contribution

@@ -34,10 +34,6 @@ def _read(path: Path) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist()
 
 
-def _expected(predictor: Any, texts: list[str], top_k: int = 1) -> list[dict[str, Any]]:
-    return predicted_rows(predictor.predict(texts, top_k=top_k))
-
-
 def _inputs(tmp: Path, texts: list[str]) -> dict[str, Path]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -61,7 +57,7 @@ def test_every_input_and_output_format_gives_predicts_rows(
     trained_model_dir: Path, predictor: Any, posts: list[str], tmp_path: Path
 ) -> None:
     texts = [t.replace("\n", " ").replace("\r", " ") for t in posts[:200]]
-    expected = _expected(predictor, texts, top_k=2)
+    expected = predicted_rows(predictor.predict(texts, top_k=2))
     config = BatchConfig(workers=0, chunk_size=64, top_k=2)
     for fmt, path in _inputs(tmp_path, texts).items():
         for out in ("jsonl", "csv", "parquet"):

@@ -45,7 +45,7 @@ class ChunkScorer:
     def __init__(self, model: Path, top_k: int, fmt: str, parse: LineParser | None) -> None:
         from textclf import host
 
-        self.predictor = host.load(model, threads=1)
+        self.model = host.load(model, threads=1)
         self.top_k, self.fmt, self.parse = top_k, fmt, parse
 
     def __call__(self, payload: Lines | Texts) -> Scored:
@@ -61,8 +61,8 @@ class ChunkScorer:
     def _score(self, ids: Sequence[Any], texts: list[str]) -> bytes:
         if not texts:
             return b""
-        probs = self.predictor.predict_proba(texts)
-        rows = prediction_rows(ids, probs, self.predictor.labels, self.top_k)
+        probs = self.model.predict_proba(texts)
+        rows = prediction_rows(ids, probs, self.model.labels, self.top_k)
         return encode(self.fmt, rows, self.top_k)
 
 

@@ -30,7 +30,7 @@ class ScoreBatch:
     def __init__(self, model_path: str, text_column: str = "text", top_k: int = 1) -> None:
         from textclf import host
 
-        self.predictor = host.load(model_path, threads=1)
+        self.model = host.load(model_path, threads=1)
         self.text_column, self.top_k = text_column, top_k
 
     def __call__(self, batch: Any) -> Any:
@@ -38,8 +38,8 @@ class ScoreBatch:
 
         texts = list(batch[self.text_column])
         good = [i for i, t in enumerate(texts) if isinstance(t, str)]
-        probs = self.predictor.predict_proba([texts[i] for i in good])
-        rows = prediction_rows(good, probs, self.predictor.labels, self.top_k)
+        probs = self.model.predict_proba([texts[i] for i in good])
+        rows = prediction_rows(good, probs, self.model.labels, self.top_k)
         names = columns(self.top_k)[1:]
         out = {name: [None] * len(texts) for name in names}
         errors = [""] * len(texts)
