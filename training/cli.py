@@ -30,7 +30,7 @@ from textclf.config import (
 from textclf.errors import TextclfError, TrainingInterrupted
 from textclf.extras import require
 
-if TYPE_CHECKING:  # pydantic's schemas cost ~0.15 s, paid by every batch worker (spawn imports us)
+if TYPE_CHECKING:  # pydantic's schemas: ~0.15 s for every spawned batch worker (spawn imports us)
     from textclf.schemas import Prediction
 
 # The data options `evaluate` takes too (with --archive); any of them replaces the recorded data.

@@ -1,0 +1,139 @@
+"""The scoring processes: forked or spawned, every chunk comes back in order, scored as in this
+process; a broken model, a dead worker and the caller's settings are handled as documented."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from tests.service.faults import broken_copy
+from textclf.batch.local import (
+    Chunk,
+    InProcess,
+    ScorerSpec,
+    StartMethod,
+    Texts,
+    WorkerPool,
+)
+from textclf.errors import ArtifactError, TextclfError
+
+METHODS: list[StartMethod] = ["fork", "spawn"]
+
+
+def _chunks(posts: list[str], sizes: list[int]) -> list[Chunk]:
+    chunks, start = [], 0
+    for number, size in enumerate(sizes):
+        texts = [posts[(start + i) % len(posts)] for i in range(size)]
+        chunks.append((number, Texts(list(range(start, start + size)), texts)))
+        start += size
+    return chunks
+
+
+def _rows(results: Iterator[tuple[bytes, list[Any]]]) -> list[dict[str, Any]]:
+    return [json.loads(line) for data, _ in results for line in data.splitlines()]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_chunk_comes_back_in_order_as_scored_here(
+    method: StartMethod, trained_model_dir: Path, posts: list[str]
+) -> None:
+    spec = ScorerSpec(trained_model_dir, 2, "jsonl", None)
+    chunks = _chunks(posts, [37, 1, 64, 0, 250, 5, 90, 13, 120, 7])  # uneven: out-of-order returns
+    readies: list[int] = []
+    with WorkerPool(spec, 2, readies.append, method=method) as pool:
+        got = _rows(pool.score(chunks))
+    want = _rows(InProcess(spec, lambda n: None).score(chunks))
+    assert [r["id"] for r in got] == list(range(sum(len(c[1].ids) for c in chunks)))
+    assert [r["label"] for r in got] == [r["label"] for r in want]
+    assert [r["score"] for r in got] == pytest.approx([r["score"] for r in want], abs=1e-6)
+    assert len(readies) == 1  # once, when both workers had the model
+
+
+def test_a_broken_model_fails_before_any_worker_forks(
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
+    root, needles = broken_copy(trained_model_dir, tmp_path, "truncated safetensors")
+    with pytest.raises(ArtifactError) as caught:
+        WorkerPool(ScorerSpec(root, 1, "jsonl", None), 2, lambda n: None, method="fork")
+    assert all(needle in str(caught.value) for needle in needles)
+
+
+def test_a_broken_model_fails_the_first_chunk_when_spawned(
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
+    root, needles = broken_copy(trained_model_dir, tmp_path, "truncated safetensors")
+    pool = WorkerPool(ScorerSpec(root, 1, "jsonl", None), 1, lambda n: None, method="spawn")
+    with pool, pytest.raises(TextclfError, match="scoring failed: ArtifactError") as caught:
+        list(pool.score(_chunks(["a text"], [1])))
+    assert all(needle in str(caught.value) for needle in needles)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_worker_killed_mid_job_is_an_error_naming_resume(
+    method: StartMethod, trained_model_dir: Path, posts: list[str]
+) -> None:
+    spec = ScorerSpec(trained_model_dir, 1, "jsonl", None)
+    with WorkerPool(spec, 1, lambda n: None, method=method) as pool:
+        results = pool.score(_chunks(posts, [10] * 20))
+        next(results)
+        os.kill(pool.procs[0].pid, signal.SIGKILL)  # type: ignore[arg-type]
+        with pytest.raises(TextclfError, match=r"died \(exit code -9\); rerun with --resume"):
+            list(results)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def test_forked_workers_end_on_terminate_whatever_the_callers_sigterm_handler(
+    trained_model_dir: Path,
+) -> None:
+    """`textclf batch` turns SIGTERM into KeyboardInterrupt; a forked worker must not inherit
+    that (it would print a traceback and exit 1 rather than stop)."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        spec = ScorerSpec(trained_model_dir, 1, "jsonl", None)
+        with WorkerPool(spec, 2, lambda n: None, method="fork") as pool:
+            list(pool.score(_chunks(["a text"], [1, 1])))  # both workers are up and waiting
+        assert [p.exitcode for p in pool.procs] == [-signal.SIGTERM] * 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _blas_threads() -> list[int]:
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_forked_workers_leave_the_callers_blas_threads_alone(
+    trained_model_dir: Path, posts: list[str]
+) -> None:
+    spec = ScorerSpec(trained_model_dir, 1, "jsonl", None)
+    with threadpool_limits(limits=2, user_api="blas"):  # whatever earlier tests left
+        with WorkerPool(spec, 1, lambda n: None, method="fork") as pool:
+            list(pool.score(_chunks(posts, [5])))
+        assert set(_blas_threads()) == {2}
+
+
+def test_only_a_single_threaded_process_on_linux_forks() -> None:
+    script = """
+import threading
+from textclf.batch.local import start_method
+alone = start_method()
+stop = threading.Event()
+threading.Thread(target=stop.wait).start()
+print(alone, start_method())
+stop.set()
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    want = "fork spawn" if sys.platform == "linux" else "spawn spawn"
+    assert out.stdout.split() == want.split()
