@@ -123,8 +123,8 @@ def test_a_batch_worker_imports_neither_torch_nor_pydantic(trained_model_dir: Pa
 import sys
 import training.cli
 from threadpoolctl import threadpool_info
-from textclf.batch.local import ChunkScorer, ScorerSpec, Texts
-scorer = ChunkScorer(ScorerSpec({str(trained_model_dir)!r}, 2, "jsonl", None))
+from textclf.batch.local import ScorerSpec, Texts, worker_scorer
+scorer = worker_scorer(ScorerSpec({str(trained_model_dir)!r}, 2, "jsonl", None))
 data, bad = scorer(Texts([0, 1], ["the shuttle launch", "a new graphics card"]))
 blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
 print(data.count(b"\\n"), len(bad), "torch" in sys.modules, "pydantic" in sys.modules, blas)

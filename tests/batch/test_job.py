@@ -158,10 +158,10 @@ def test_unknown_formats_say_what_to_pass(trained_model_dir: Path, tmp_path: Pat
         run_batch(trained_model_dir, path, tmp_path / "o.xlsx", BatchConfig(format="jsonl"))
 
 
-def test_the_summary_rate_after_start_up_leaves_out_what_came_before() -> None:
-    summary = BatchSummary(Path("out.jsonl"), 10_000, 0, 5.0, ready_seconds=1.0, ready_rows=2_000)
-    assert summary.rows_per_second == 2_000
-    assert summary.scoring_rows_per_second == 2_000  # (10,000 - 2,000) rows in 4 s
-    assert "2,000 rows/s after 1.0s start-up" in summary.line()
-    unknown = BatchSummary(Path("out.jsonl"), 10, 0, 1.0)  # ended before every worker was ready
-    assert "after" not in unknown.line()
+def test_the_summary_rates_count_this_runs_rows_and_the_start_up() -> None:
+    summary = BatchSummary(Path("out.jsonl"), 10_000, 0, 5.0, ready_seconds=1.0, earlier=2_000)
+    assert summary.rows_per_second == 1_600  # a resumed run scored (10,000 - 2,000) rows in 5 s
+    assert summary.scoring_rows_per_second == 2_000  # in 4 s once the model was loaded
+    assert "1,600 rows/s; 2,000 rows/s after 1.0s start-up" in summary.line()
+    ray = BatchSummary(Path("out.jsonl"), 10, 0, 1.0)  # Ray loads its actors out of sight
+    assert "after" not in ray.line()

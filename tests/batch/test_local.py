@@ -1,9 +1,13 @@
 """The scoring processes: forked or spawned, every chunk comes back in order, scored as in this
-process; a broken model, a dead worker and the caller's settings are handled as documented."""
+process; a broken model, a dead worker and the caller's settings are handled as documented.
+
+Tests that pass `method="fork"` fork this pytest process whatever threads it has (the guard,
+`start_method`, is tested in a fresh process): the workers only score, as in `textclf batch`."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -49,14 +53,14 @@ def test_every_chunk_comes_back_in_order_as_scored_here(
 ) -> None:
     spec = ScorerSpec(trained_model_dir, 2, "jsonl", None)
     chunks = _chunks(posts, [37, 1, 64, 0, 250, 5, 90, 13, 120, 7])  # uneven: out-of-order returns
-    readies: list[int] = []
-    with WorkerPool(spec, 2, readies.append, method=method) as pool:
+    with WorkerPool(spec, 2, method=method) as pool:
+        assert all(proc.is_alive() for proc in pool.procs)  # built means ready
         got = _rows(pool.score(chunks))
-    want = _rows(InProcess(spec, lambda n: None).score(chunks))
+        again = _rows(pool.score(chunks[:3]))  # a pool scores job after job
+    want = _rows(InProcess(spec).score(chunks))
     assert [r["id"] for r in got] == list(range(sum(len(c[1].ids) for c in chunks)))
-    assert [r["label"] for r in got] == [r["label"] for r in want]
-    assert [r["score"] for r in got] == pytest.approx([r["score"] for r in want], abs=1e-6)
-    assert len(readies) == 1  # once, when both workers had the model
+    assert got == want  # one BLAS thread in both: the same sums, the same bytes
+    assert again == want[: len(again)]
 
 
 def test_a_broken_model_fails_before_any_worker_forks(
@@ -64,18 +68,19 @@ def test_a_broken_model_fails_before_any_worker_forks(
 ) -> None:
     root, needles = broken_copy(trained_model_dir, tmp_path, "truncated safetensors")
     with pytest.raises(ArtifactError) as caught:
-        WorkerPool(ScorerSpec(root, 1, "jsonl", None), 2, lambda n: None, method="fork")
+        WorkerPool(ScorerSpec(root, 1, "jsonl", None), 2, method="fork")
     assert all(needle in str(caught.value) for needle in needles)
+    assert not mp.active_children()
 
 
-def test_a_broken_model_fails_the_first_chunk_when_spawned(
+def test_a_broken_model_fails_the_spawned_pool_as_it_starts(
     trained_model_dir: Path, tmp_path: Path
 ) -> None:
     root, needles = broken_copy(trained_model_dir, tmp_path, "truncated safetensors")
-    pool = WorkerPool(ScorerSpec(root, 1, "jsonl", None), 1, lambda n: None, method="spawn")
-    with pool, pytest.raises(TextclfError, match="scoring failed: ArtifactError") as caught:
-        list(pool.score(_chunks(["a text"], [1])))
+    with pytest.raises(TextclfError, match="could not start: ArtifactError") as caught:
+        WorkerPool(ScorerSpec(root, 1, "jsonl", None), 2, method="spawn")
     assert all(needle in str(caught.value) for needle in needles)
+    assert not mp.active_children()
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -83,7 +88,7 @@ def test_a_worker_killed_mid_job_is_an_error_naming_resume(
     method: StartMethod, trained_model_dir: Path, posts: list[str]
 ) -> None:
     spec = ScorerSpec(trained_model_dir, 1, "jsonl", None)
-    with WorkerPool(spec, 1, lambda n: None, method=method) as pool:
+    with WorkerPool(spec, 1, method=method) as pool:
         results = pool.score(_chunks(posts, [10] * 20))
         next(results)
         os.kill(pool.procs[0].pid, signal.SIGKILL)  # type: ignore[arg-type]
@@ -99,12 +104,14 @@ def test_forked_workers_end_on_terminate_whatever_the_callers_sigterm_handler(
     trained_model_dir: Path,
 ) -> None:
     """`textclf batch` turns SIGTERM into KeyboardInterrupt; a forked worker must not inherit
-    that (it would print a traceback and exit 1 rather than stop)."""
+    that (it would print a traceback and exit 1 rather than stop), even just after the fork."""
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         spec = ScorerSpec(trained_model_dir, 1, "jsonl", None)
-        with WorkerPool(spec, 2, lambda n: None, method="fork") as pool:
-            list(pool.score(_chunks(["a text"], [1, 1])))  # both workers are up and waiting
+        for _ in range(3):
+            WorkerPool(spec, 2, method="fork").close()  # terminated as soon as they are ready
+        with WorkerPool(spec, 2, method="fork") as pool:
+            list(pool.score(_chunks(["a text"], [1, 1])))
         assert [p.exitcode for p in pool.procs] == [-signal.SIGTERM] * 2
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -119,21 +126,41 @@ def test_forked_workers_leave_the_callers_blas_threads_alone(
 ) -> None:
     spec = ScorerSpec(trained_model_dir, 1, "jsonl", None)
     with threadpool_limits(limits=2, user_api="blas"):  # whatever earlier tests left
-        with WorkerPool(spec, 1, lambda n: None, method="fork") as pool:
+        with WorkerPool(spec, 1, method="fork") as pool:
             list(pool.score(_chunks(posts, [5])))
         assert set(_blas_threads()) == {2}
 
 
-def test_only_a_single_threaded_process_on_linux_forks() -> None:
-    script = """
+@pytest.mark.parametrize("source", ["spec", "scorer"])
+def test_a_worker_scores_with_one_blas_thread(source: str, trained_model_dir: Path) -> None:
+    """What a spawned worker builds (from the spec) and what a forked one is handed (the
+    parent's scorer), in a fresh process whose BLAS starts with one thread per core."""
+    script = f"""
+from threadpoolctl import threadpool_info
+from textclf.batch.local import ChunkScorer, ScorerSpec, worker_scorer
+spec = ScorerSpec({str(trained_model_dir)!r}, 1, "jsonl", None)
+before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+worker_scorer(spec if {source == "spec"} else ChunkScorer(spec))
+print(before, [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    before, after = out.stdout.split()
+    assert after == "[1]", out.stdout
+    assert before != after or os.cpu_count() == 1  # it was more: the call changed it
+
+
+def test_only_a_single_threaded_process_on_linux_forks(trained_model_dir: Path) -> None:
+    script = f"""
 import threading
-from textclf.batch.local import start_method
+from textclf.batch.local import ScorerSpec, WorkerPool, start_method
+with WorkerPool(ScorerSpec({str(trained_model_dir)!r}, 1, "jsonl", None), 1) as pool:
+    chosen = pool.method
 alone = start_method()
 stop = threading.Event()
 threading.Thread(target=stop.wait).start()
-print(alone, start_method())
+print(chosen, alone, start_method())
 stop.set()
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    want = "fork spawn" if sys.platform == "linux" else "spawn spawn"
+    want = "fork fork spawn" if sys.platform == "linux" else "spawn spawn spawn"
     assert out.stdout.split() == want.split()

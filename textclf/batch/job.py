@@ -41,19 +41,19 @@ class BatchSummary:
     skipped: int
     seconds: float
     ready_seconds: float | None = None  # until every scoring process had the model (local)
-    ready_rows: int = 0  # rows already scored by then, by processes that were ready sooner
+    earlier: int = 0  # rows a resumed job found scored: not this run's work
 
     @property
     def rows_per_second(self) -> float:
         """The whole pass's rate, start-up included: what a user waits for."""
-        return self.scored / self.seconds if self.seconds > 0 else 0.0
+        return (self.scored - self.earlier) / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def scoring_rows_per_second(self) -> float:
         """The rate once the model is loaded everywhere: what a longer input approaches (start-up
         is a fixed ~0.3 s with forked workers, ~0.5 s with spawned ones)."""
         scoring = self.seconds - (self.ready_seconds or 0.0)
-        return (self.scored - self.ready_rows) / scoring if scoring > 0 else 0.0
+        return (self.scored - self.earlier) / scoring if scoring > 0 else 0.0
 
     def line(self) -> str:
         after = (
@@ -78,7 +78,15 @@ def errors_path(output: Path) -> Path:
 
 
 def usable_workers(config: BatchConfig) -> int:
-    return len(os.sched_getaffinity(0)) if config.workers is None else config.workers
+    return usable_cores() if config.workers is None else config.workers
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's CPU set, taskset), where the system
+    says (Linux); else all of them."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def run_batch(
@@ -140,23 +148,19 @@ class _Job:
         )
         self.errors = TextSink(errors_path(output)) if config.on_error == "skip" else None
         self.metas: deque[_Meta] = deque()
-        self.ready_at: float | None = None
-        self.ready_chunks = 0
 
     def run(self, progress: bool) -> BatchSummary:
         start = time.monotonic()
         with self._engine() as engine:  # first: workers fork before a file or a thread is open
+            ready = time.monotonic() - start
             state = self._stream(engine, progress)
         if self.errors is not None:
             self.errors.finish()
         self.sink.finish()
         checkpoint.path_for(self.output).unlink(missing_ok=True)
         elapsed = time.monotonic() - start
-        if self.ready_at is None:  # it ended before every process had loaded the model
-            return BatchSummary(self.output, state.scored, state.skipped, elapsed)
-        ready_rows = min(self.ready_chunks * self.config.chunk_size, state.scored)
         return BatchSummary(
-            self.output, state.scored, state.skipped, elapsed, self.ready_at - start, ready_rows
+            self.output, state.scored, state.skipped, elapsed, ready, self.state.scored
         )
 
     def _parser(self) -> LineParser:
@@ -167,9 +171,7 @@ class _Job:
         parse = self._parser() if self.in_fmt in LINE_FORMATS else None
         spec = ScorerSpec(self.model, self.config.top_k, self.out_fmt, parse)
         workers = usable_workers(self.config)
-        if workers == 0:
-            return InProcess(spec, self._ready)
-        return WorkerPool(spec, workers, self._ready)
+        return InProcess(spec) if workers == 0 else WorkerPool(spec, workers)
 
     def _stream(self, engine: InProcess | WorkerPool, progress: bool) -> checkpoint.Checkpoint:
         """Every chunk scored and committed; the final state (the outputs not yet renamed)."""
@@ -189,9 +191,6 @@ class _Job:
             bar.close()
             self._close()
         return state
-
-    def _ready(self, chunks_before: int) -> None:
-        self.ready_at, self.ready_chunks = time.monotonic(), chunks_before
 
     def _chunks(self, skip: int) -> Iterator[Chunk]:
         """The input's chunks after its first `skip` rows (those a resumed job has written)."""

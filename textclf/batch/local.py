@@ -1,21 +1,22 @@
 """Score chunks in worker processes and hand their encoded rows back in input order.
 
-Workers score in NumPy (`textclf.host`: no torch import, ~2 s per process before its first row)
-with one BLAS thread each, turning (chunk number, payload) into the chunk's output bytes and its
-bad rows. A payload is raw `Lines` (JSON Lines, text: the worker parses them) or `Texts`
-already parsed. Queues are bounded (two chunks in flight per worker), so memory stays flat
+Workers score in NumPy (`textclf.host`; importing torch would cost each ~2 s before its first
+row) with one BLAS thread each, turning (chunk number, payload) into the chunk's output bytes
+and its bad rows. A payload is raw `Lines` (JSON Lines, text: the worker parses them) or
+`Texts` already parsed. Queues are bounded (two chunks in flight per worker), so memory stays flat
 however long the input is. Workers watch their parent from a thread: a job killed with SIGKILL
 leaves no orphan behind.
 
-How workers start (`start_method`): on Linux, from a process with no other thread, they are
-forked after the parent has loaded and verified the model once; each inherits it, the weights
-being the same mapped pages, and scores its first chunk at once. Otherwise ("spawn") each
-starts a fresh interpreter and loads the model itself: ~0.5 s of imports and loading per
-process, a sixth of a 30,000-row job.
+How workers start (`start_method`): on Linux, from a process with no other Python thread, they
+are forked after the parent has loaded and verified the model once; each inherits it (the
+weights are the same mapped pages) and can score at once. Otherwise ("spawn") each starts a
+fresh interpreter and loads the model itself: ~0.5 s of imports and loading per process, a sixth
+of a 30,000-row job. Either way the pool is ready, or has failed loudly, when it is built.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import queue
@@ -25,6 +26,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -52,16 +54,17 @@ Chunk = tuple[int, Lines | Texts]  # (number, payload)
 Scored = tuple[bytes, list[BadRow]]  # a chunk's output bytes, and its rows that were bad
 _POLL_S = 0.5
 _READY, _FAILED = -1, -2  # chunk numbers of a worker's messages that carry no chunk
+_STOPS = {signal.SIGINT, signal.SIGTERM}
 
 
 class ChunkScorer:
     """The model, the input's line parser and the output format: chunk in, bytes out (used
     in-process and in workers)."""
 
-    def __init__(self, spec: ScorerSpec, *, threads: int | None = 1) -> None:
+    def __init__(self, spec: ScorerSpec) -> None:
         from textclf import host
 
-        self.model = host.load(spec.model, threads=threads)
+        self.model = host.load(spec.model)
         self.top_k, self.fmt, self.parse = spec.top_k, spec.fmt, spec.parse
 
     def __call__(self, payload: Lines | Texts) -> Scored:
@@ -85,17 +88,17 @@ class ChunkScorer:
 def start_method() -> StartMethod:
     """Fork where it is safe and cheap, else spawn. A lock another thread holds at the fork
     stays locked in the child for good, so only a single-threaded process forks (the job starts
-    its workers before it opens a file or a progress bar); macOS's system libraries are not
-    fork-safe, so only Linux forks."""
+    its workers before it opens a file or a progress bar). Native threads are not counted:
+    OpenBLAS's pool, the one numpy starts, shuts itself down around a fork. Other systems spawn
+    (macOS's own libraries are not fork-safe)."""
     return "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
 
 
 class InProcess:
     """Scoring in the job's own process (--workers 0), behind the same interface as the pool."""
 
-    def __init__(self, spec: ScorerSpec, on_ready: Callable[[int], None]) -> None:
-        self.scorer = ChunkScorer(spec, threads=None)
-        on_ready(0)
+    def __init__(self, spec: ScorerSpec) -> None:
+        self.scorer = ChunkScorer(spec)
 
     def __enter__(self) -> InProcess:
         return self
@@ -104,36 +107,39 @@ class InProcess:
         pass
 
     def score(self, chunks: Iterable[Chunk]) -> Iterator[Scored]:
-        return (self.scorer(payload) for _, payload in chunks)
+        from threadpoolctl import threadpool_limits
+
+        for _, payload in chunks:
+            with threadpool_limits(limits=1, user_api="blas"):  # a worker's sums, so its bytes
+                scored = self.scorer(payload)
+            yield scored
 
 
 class WorkerPool:
-    """`workers` scoring processes: `score(chunks)` gives each chunk's result in the order the
-    chunks came. `on_ready(n)` runs once every worker has the model, n chunks having come back by
-    then (from workers that were ready sooner). A broken model folder raises here when the
-    workers are forked, and from `score` when they are spawned."""
+    """`workers` scoring processes, each holding the model once this returns (a broken model
+    folder or a worker that cannot start raises here); `score(chunks)` gives each chunk's result
+    in the order the chunks came."""
 
     def __init__(
-        self,
-        spec: ScorerSpec,
-        workers: int,
-        on_ready: Callable[[int], None],
-        *,
-        method: StartMethod | None = None,
+        self, spec: ScorerSpec, workers: int, *, method: StartMethod | None = None
     ) -> None:
-        method = method or start_method()
-        ctx = mp.get_context("fork") if method == "fork" else mp.get_context("spawn")
+        self.method = method or start_method()
+        ctx = mp.get_context("fork") if self.method == "fork" else mp.get_context("spawn")
         # Forked workers inherit a model loaded (and verified) once here; spawned ones load it.
-        source = _preloaded(spec) if method == "fork" else spec
+        source = _preloaded(spec) if self.method == "fork" else spec
         self.todo: Any = ctx.Queue(maxsize=workers * 2)
         self.done: Any = ctx.Queue()
         self.procs = [
             ctx.Process(target=_work, args=(source, self.todo, self.done, os.getpid()), daemon=True)
             for _ in range(workers)
         ]
-        for proc in self.procs:
-            proc.start()
-        self._receive = _Receiver(self.done, self.procs, on_ready)
+        self._receive = _Receiver(self.done, self.procs)
+        try:
+            self._start()
+            self._receive.wait_ready()
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -145,18 +151,46 @@ class WorkerPool:
         return _ordered(iter(chunks), self.todo, self._receive, len(self.procs) * 2)
 
     def close(self) -> None:
-        for proc in self.procs:
+        started = [proc for proc in self.procs if proc.pid is not None]
+        for proc in started:
             proc.terminate()
-        for proc in self.procs:
+        for proc in started:
             proc.join(timeout=5)
+            if proc.exitcode is None:  # still loading, SIGTERM blocked: see _start
+                proc.kill()
+                proc.join()
         self.todo.cancel_join_thread()
+
+    def _start(self) -> None:
+        """SIGINT and SIGTERM wait until a worker has set its own handlers (a forked one starts
+        with the caller's: the CLI's turns SIGTERM into a traceback). A forked worker's GC
+        leaves the objects it inherits alone (gc.freeze), so their pages stay shared."""
+        with _stops_blocked():
+            if self.method == "fork":
+                gc.freeze()
+            try:
+                for proc in self.procs:
+                    proc.start()
+            finally:
+                if self.method == "fork":
+                    gc.unfreeze()
+
+
+@contextmanager
+def _stops_blocked() -> Iterator[None]:
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _preloaded(spec: ScorerSpec) -> ChunkScorer:
     """The scorer every forked worker inherits, with what its first chunk would import."""
     import scipy.sparse  # noqa: F401  # host's sparse products: 0.13 s, once here, not per worker
+    import threadpoolctl  # noqa: F401  # each worker holds its own BLAS to one thread
 
-    return ChunkScorer(spec, threads=None)  # each worker holds its own BLAS to one thread
+    return ChunkScorer(spec)
 
 
 def _ordered(
@@ -183,15 +217,22 @@ def _ordered(
 
 
 class _Receiver:
-    """The next chunk's result from the workers, noting when all of them are ready and failing
-    loudly when one died or raised."""
+    """The workers' messages: their readiness, then chunk results; fails loudly when a worker
+    died, could not start or raised."""
 
-    def __init__(self, done: Any, procs: list[Any], on_ready: Callable[[int], None]) -> None:
-        self.done, self.procs, self.on_ready = done, procs, on_ready
-        self.waiting = len(procs)  # workers still loading the model
-        self.received = 0  # chunk results so far
+    def __init__(self, done: Any, procs: list[Any]) -> None:
+        self.done, self.procs = done, procs
+
+    def wait_ready(self) -> None:
+        """Until every worker holds the model (no chunk is sent before)."""
+        for _ in self.procs:
+            number, _ = self._next()
+            assert number == _READY, f"chunk {number} came before every worker was ready"
 
     def __call__(self) -> tuple[int, Scored]:
+        return self._next()
+
+    def _next(self) -> tuple[int, Any]:
         while True:
             try:
                 number, data, error = self.done.get(timeout=_POLL_S)
@@ -203,22 +244,20 @@ class _Receiver:
                         "rerun with --resume"
                     ) from None
                 continue
+            if number == _FAILED:
+                raise TextclfError(f"a scoring process could not start: {error}")
             if error is not None:
                 raise TextclfError(f"scoring failed: {error}")
-            if number != _READY:
-                self.received += 1
-                return number, data
-            self.waiting -= 1
-            if self.waiting == 0:
-                self.on_ready(self.received)
+            return number, data
 
 
 def _work(source: ScorerSpec | ChunkScorer, todo: Any, done: Any, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it terminates us
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker has the CLI's handler
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker had the caller's handler
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # blocked until now: WorkerPool._start
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     try:
-        scorer = ChunkScorer(source) if isinstance(source, ScorerSpec) else _one_thread(source)
+        scorer = worker_scorer(source)
     except Exception as exc:
         done.put((_FAILED, None, f"{type(exc).__name__}: {exc}"))
         return
@@ -235,9 +274,12 @@ def _work(source: ScorerSpec | ChunkScorer, todo: Any, done: Any, parent: int) -
             return
 
 
-def _one_thread(scorer: ChunkScorer) -> ChunkScorer:
+def worker_scorer(source: ScorerSpec | ChunkScorer) -> ChunkScorer:
+    """A worker's scorer, its own (spawned) or the parent's (forked), with one BLAS thread:
+    the workers share the cores."""
     from threadpoolctl import threadpool_limits
 
+    scorer = ChunkScorer(source) if isinstance(source, ScorerSpec) else source
     threadpool_limits(limits=1, user_api="blas")
     return scorer
 
