@@ -2,8 +2,8 @@
 
 The corpus repeats the 20 Newsgroups test posts to --rows texts (JSON Lines). Each contender
 runs in its own process, which reads the file, scores every text and writes one output line per
-text; docs/s counts that whole pass (textclf's includes starting its processes and loading the
-model, 0.4-0.5 s; fastText's and scikit-learn's exclude training and loading), and peak RSS is the
+text; docs/s counts that whole pass (textclf's includes loading the model and starting its
+processes, ~0.3 s; fastText's and scikit-learn's exclude training and loading), and peak RSS is the
 most the process tree held at once (sampled every 0.2 s: workers and Ray's processes included).
 "docs/s loaded" is textclf local's rate once every worker has the model, the figure a longer
 input approaches and the like-for-like one beside fastText's and scikit-learn's.
@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace, rows: int, model: Path, work: Path) -> Result
         label = "2 workers / 1 worker docs/s" + (", median of rounds" if repeat > 1 else "")
         targets.append(Target(label, ratio, 1.7, ">="))
         one_loaded, two_loaded = (by[n]["loaded_docs_s"] for n in ("textclf-1", "textclf-2"))
-        if one_loaded and two_loaded:  # None when a run ended before every worker was ready
+        if one_loaded and two_loaded:  # None for an engine that does not report its start-up
             ratio = two_loaded / one_loaded
             targets.append(Target("2 workers / 1 worker docs/s, model loaded", ratio, 1.7, ">="))
     if {"textclf-2", "fasttext-unigram"} <= by.keys():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -107,6 +108,9 @@ def test_killed_then_resumed_is_byte_identical(
                              timeout=DEADLINE_S)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert output.read_bytes() == mid_reference.read_bytes()
+    this_run = re.search(r"rows scored \(([\d,]+) this run\)", resumed.stdout)
+    assert this_run is not None, resumed.stdout  # the checkpoint held >= `target` rows
+    assert int(this_run[1].replace(",", "")) <= KILLED_ROWS - target
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
 
 

@@ -61,8 +61,9 @@ class BatchSummary:
             if self.ready_seconds is not None
             else ""
         )
+        resumed = f" ({self.scored - self.earlier:,} this run)" if self.earlier else ""
         return (
-            f"{self.scored:,} rows scored, {self.skipped:,} skipped -> {self.output} "
+            f"{self.scored:,} rows scored{resumed}, {self.skipped:,} skipped -> {self.output} "
             f"({self.seconds:.1f}s, {self.rows_per_second:,.0f} rows/s{after})"
         )
 
@@ -179,8 +180,9 @@ class _Job:
         self.sink.reopen(None if self.fresh else state.output)
         if self.errors is not None:
             self.errors.reopen(None if self.fresh else state.errors)
-        bar = Progress(count_rows(self.input, self.in_fmt), done=state.items, enabled=progress)
+        bar: Progress | None = None
         try:
+            bar = Progress(count_rows(self.input, self.in_fmt), done=state.items, enabled=progress)
             for scored in engine.score(self._chunks(state.items)):
                 state = self._commit(state, scored)
                 bar.update(self.last_items)
@@ -188,7 +190,8 @@ class _Job:
             self._discard()
             raise
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
             self._close()
         return state
 

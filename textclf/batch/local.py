@@ -55,6 +55,7 @@ Scored = tuple[bytes, list[BadRow]]  # a chunk's output bytes, and its rows that
 _POLL_S = 0.5
 _READY, _FAILED = -1, -2  # chunk numbers of a worker's messages that carry no chunk
 _STOPS = {signal.SIGINT, signal.SIGTERM}
+_STOP_S = 5.0  # for every worker to end once terminated
 
 
 class ChunkScorer:
@@ -134,6 +135,7 @@ class WorkerPool:
             for _ in range(workers)
         ]
         self._receive = _Receiver(self.done, self.procs)
+        self._in_flight = False
         try:
             self._start()
             self._receive.wait_ready()
@@ -148,41 +150,58 @@ class WorkerPool:
         self.close()
 
     def score(self, chunks: Iterable[Chunk]) -> Iterator[Scored]:
-        return _ordered(iter(chunks), self.todo, self._receive, len(self.procs) * 2)
+        """One job at a time: results still in flight from a job stopped halfway would be taken
+        for the next one's, so such a pool refuses more work (close it)."""
+        if self._in_flight:
+            raise TextclfError("this pool stopped halfway through a job; close it")
+        self._in_flight = True
+        yield from _ordered(iter(chunks), self.todo, self._receive, len(self.procs) * 2)
+        self._in_flight = False
 
     def close(self) -> None:
         started = [proc for proc in self.procs if proc.pid is not None]
         for proc in started:
             proc.terminate()
+        deadline = time.monotonic() + _STOP_S
         for proc in started:
-            proc.join(timeout=5)
-            if proc.exitcode is None:  # still loading, SIGTERM blocked: see _start
+            proc.join(timeout=max(deadline - time.monotonic(), 0))
+            if proc.exitcode is None:  # still starting (SIGTERM blocked: see _start) or stuck
                 proc.kill()
                 proc.join()
         self.todo.cancel_join_thread()
 
     def _start(self) -> None:
         """SIGINT and SIGTERM wait until a worker has set its own handlers (a forked one starts
-        with the caller's: the CLI's turns SIGTERM into a traceback). A forked worker's GC
-        leaves the objects it inherits alone (gc.freeze), so their pages stay shared."""
-        with _stops_blocked():
-            if self.method == "fork":
-                gc.freeze()
-            try:
-                for proc in self.procs:
-                    proc.start()
-            finally:
-                if self.method == "fork":
-                    gc.unfreeze()
+        with the caller's: the CLI's turns SIGTERM into a traceback). Blocked in this thread
+        only: a signal another thread takes can still interrupt a `start`, and a worker forked
+        just then is not in `procs`; it ends with its parent (`_exit_with`)."""
+        with _stops_blocked(), _frozen(self.method == "fork"):
+            for proc in self.procs:
+                proc.start()
 
 
 @contextmanager
 def _stops_blocked() -> Iterator[None]:
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # a pending handler may raise here
     try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextmanager
+def _frozen(fork: bool) -> Iterator[None]:
+    """A forked worker's GC leaves the objects it inherits alone (gc.freeze), so their pages
+    stay shared; this process's GC gets them back. A caller's own freeze is left as it is."""
+    freeze = fork and gc.get_freeze_count() == 0
+    try:
+        if freeze:
+            gc.freeze()
+        yield
+    finally:
+        if freeze:
+            gc.unfreeze()
 
 
 def _preloaded(spec: ScorerSpec) -> ChunkScorer:
@@ -222,12 +241,14 @@ class _Receiver:
 
     def __init__(self, done: Any, procs: list[Any]) -> None:
         self.done, self.procs = done, procs
+        self.starting = True
 
     def wait_ready(self) -> None:
         """Until every worker holds the model (no chunk is sent before)."""
         for _ in self.procs:
             number, _ = self._next()
             assert number == _READY, f"chunk {number} came before every worker was ready"
+        self.starting = False
 
     def __call__(self) -> tuple[int, Scored]:
         return self._next()
@@ -238,17 +259,22 @@ class _Receiver:
                 number, data, error = self.done.get(timeout=_POLL_S)
             except queue.Empty:
                 dead = [p for p in self.procs if not p.is_alive()]
-                if dead:
-                    raise TextclfError(
-                        f"a scoring process died (exit code {dead[0].exitcode}); "
-                        "rerun with --resume"
-                    ) from None
-                continue
+                if not dead:
+                    continue
+                try:  # what it said before it went (an error), if it said anything
+                    number, data, error = self.done.get(timeout=_POLL_S)
+                except queue.Empty:
+                    raise TextclfError(self._died(dead[0].exitcode)) from None
             if number == _FAILED:
                 raise TextclfError(f"a scoring process could not start: {error}")
             if error is not None:
                 raise TextclfError(f"scoring failed: {error}")
             return number, data
+
+    def _died(self, code: int | None) -> str:
+        if self.starting:
+            return f"a scoring process exited while starting (exit code {code})"
+        return f"a scoring process died (exit code {code}); rerun with --resume"
 
 
 def _work(source: ScorerSpec | ChunkScorer, todo: Any, done: Any, parent: int) -> None:
