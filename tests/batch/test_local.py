@@ -79,10 +79,11 @@ def test_a_broken_model_fails_the_spawned_pool_as_it_starts(
     trained_model_dir: Path, tmp_path: Path
 ) -> None:
     root, needles = broken_copy(trained_model_dir, tmp_path, "truncated safetensors")
+    before = set(mp.active_children())  # other tests' servers may have children of their own
     with pytest.raises(TextclfError, match="could not start: ArtifactError") as caught:
         WorkerPool(ScorerSpec(root, 1, "jsonl", None), 2, method="spawn")
     assert all(needle in str(caught.value) for needle in needles)
-    assert not mp.active_children()  # the other worker, which had started, was stopped
+    assert set(mp.active_children()) <= before  # the other worker, which had started, stopped
     assert not _stops_blocked_now()
 
 
