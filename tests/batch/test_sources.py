@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
 
-from textclf.batch.sources import BadRow, LineParser, Row, line_chunks, read_items
+from textclf.batch import sources
+from textclf.batch.sources import BadRow, LineParser, Lines, Row, line_chunks, read_items
 
 LINES = [
     '{"text": "first", "id": "a"}',
@@ -77,3 +79,44 @@ def test_unicode_blank_lines_bom_only_files_and_bad_utf8_literally(tmp_path: Pat
         only_bom = tmp_path / f"bom.{fmt}"
         only_bom.write_bytes(b"\xef\xbb\xbf")
         assert list(read_items(only_bom, fmt, "text", None)) == []
+
+
+def _cut_line_by_line(path: Path, fmt: str, rows: int, skip: int) -> list[tuple[int, Lines]]:
+    """The plain definition `line_chunks` must equal: every line, one at a time."""
+    out: list[tuple[int, Lines]] = []
+    lines: list[bytes] = []
+    row, first = 0, (1, 0)
+    data = path.read_bytes()
+    data = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    for number, line in enumerate(data.splitlines(keepends=True), start=1):
+        is_row = fmt == "txt" or bool(line.decode("utf-8", "replace").strip())
+        if row < skip:
+            row += is_row
+            continue
+        if not lines:
+            first = (number, row)
+        lines.append(line)
+        row += is_row
+        if row - first[1] == rows:
+            out.append((rows, Lines(*first, lines)))
+            lines = []
+    if lines:
+        out.append((row - first[1], Lines(*first, lines)))
+    return out
+
+
+@pytest.mark.parametrize("read_bytes", [1, 40, 1 << 20])  # a batch of one line, of a few, of all
+@pytest.mark.parametrize("fmt", ["jsonl", "txt"])
+def test_chunks_equal_a_line_by_line_cut_wherever_a_read_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_bytes: int, fmt: str
+) -> None:
+    monkeypatch.setattr(sources, "_READ_BYTES", read_bytes)
+    rng = random.Random(read_bytes)
+    kinds = ['{"text": "post %d"}\n', "\n", "  \r\n", "\u00a0\n", ' {"text": "indented %d"}\n']
+    body = "".join(rng.choice(kinds).replace("%d", str(i)) for i in range(60))
+    path = tmp_path / f"in.{fmt}"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode() + b'{"text": "no newline"}')
+    for rows in (1, 2, 7, 100):
+        for skip in (0, 1, 5, 40):
+            want = _cut_line_by_line(path, fmt, rows, skip)
+            assert list(line_chunks(path, fmt, rows, skip)) == want, (rows, skip)

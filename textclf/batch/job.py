@@ -182,7 +182,8 @@ class _Job:
             self.errors.reopen(None if self.fresh else state.errors)
         bar: Progress | None = None
         try:
-            bar = Progress(count_rows(self.input, self.in_fmt), done=state.items, enabled=progress)
+            total = count_rows(self.input, self.in_fmt) if progress else None  # a read of it all
+            bar = Progress(total, done=state.items, enabled=progress)
             for scored in engine.score(self._chunks(state.items)):
                 state = self._commit(state, scored)
                 bar.update(self.last_items)

