@@ -26,16 +26,18 @@ OpenAPI docs at /docs. Every setting below can also come from a TEXTCLF_<NAME> e
 variable (a flag wins); the API key only from TEXTCLF_API_KEY."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `serve` subcommand to the `textclf` command line."""
+def register(subparsers: argparse._SubParsersAction, *, settings: bool = True) -> None:
+    """Add the `serve` subcommand to the `textclf` command line; without `settings`, only its
+    name and help (for `textclf --help` while another subcommand runs)."""
     parser = subparsers.add_parser(
         "serve",
         help="serve a model over HTTP",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_arguments(parser)
-    parser.set_defaults(func=run)
+    if settings:
+        add_arguments(parser)
+        parser.set_defaults(func=run)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

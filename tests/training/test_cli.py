@@ -715,3 +715,19 @@ def test_missing_training_extra_is_one_line(command: str, args: list[str], tmp_p
     assert line.startswith(f"textclf {command}: needs the 'train' extra")
     assert "pip install 'textclf[train]'" in line
     assert not (tmp_path / "M").exists()
+
+
+def test_only_serve_and_the_full_help_build_the_settings_flags() -> None:
+    """`serve`'s flags come from pydantic-settings (~0.2 s to import): every other subcommand
+    (`predict` in a pipe, `batch`, `train`) starts without them, yet `--help` lists serve."""
+    script = """
+import sys
+from training.cli import build_parser
+other = build_parser("batch")
+light = "pydantic_settings" not in sys.modules
+listed = "serve" in other.format_help()
+build_parser("serve").parse_args(["serve", "m", "--max-texts", "8"])
+print(light, listed, "pydantic_settings" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "True"], out.stderr
