@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """Every subcommand; `serve`'s settings flags only when `command` is serve or unknown
+    """Every subcommand; `serve`'s settings flags only when `command` is serve or absent
     (building them imports pydantic-settings, ~0.2 s of every `textclf predict` or `batch`)."""
     parser = argparse.ArgumentParser(
         prog="textclf",

@@ -82,13 +82,17 @@ def test_unicode_blank_lines_bom_only_files_and_bad_utf8_literally(tmp_path: Pat
 
 
 def _cut_line_by_line(path: Path, fmt: str, rows: int, skip: int) -> list[tuple[int, Lines]]:
-    """The plain definition `line_chunks` must equal: every line, one at a time."""
+    """The plain definition `line_chunks` must equal (its code before 7bcf52d): every line of the
+    file as binary iteration gives them, one at a time."""
     out: list[tuple[int, Lines]] = []
     lines: list[bytes] = []
     row, first = 0, (1, 0)
-    data = path.read_bytes()
-    data = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-    for number, line in enumerate(data.splitlines(keepends=True), start=1):
+    handle = path.open("rb")
+    for number, line in enumerate(handle, start=1):
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+            if not line:
+                continue
         is_row = fmt == "txt" or bool(line.decode("utf-8", "replace").strip())
         if row < skip:
             row += is_row
@@ -100,6 +104,7 @@ def _cut_line_by_line(path: Path, fmt: str, rows: int, skip: int) -> list[tuple[
         if row - first[1] == rows:
             out.append((rows, Lines(*first, lines)))
             lines = []
+    handle.close()
     if lines:
         out.append((row - first[1], Lines(*first, lines)))
     return out
@@ -107,15 +112,26 @@ def _cut_line_by_line(path: Path, fmt: str, rows: int, skip: int) -> list[tuple[
 
 @pytest.mark.parametrize("read_bytes", [1, 40, 1 << 20])  # a batch of one line, of a few, of all
 @pytest.mark.parametrize("fmt", ["jsonl", "txt"])
+@pytest.mark.parametrize("start", [b"", b"\xef\xbb\xbf", b"\xef\xbb\xbf\n"])
+@pytest.mark.parametrize("end", [b'{"text": "no newline"}', b""])
 def test_chunks_equal_a_line_by_line_cut_wherever_a_read_ends(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_bytes: int, fmt: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    read_bytes: int,
+    fmt: str,
+    start: bytes,
+    end: bytes,
 ) -> None:
     monkeypatch.setattr(sources, "_READ_BYTES", read_bytes)
     rng = random.Random(read_bytes)
     kinds = ['{"text": "post %d"}\n', "\n", "  \r\n", "\u00a0\n", ' {"text": "indented %d"}\n']
+    kinds.append('{"text": "a lone \r inside %d"}\n')  # not a line break in a binary read
     body = "".join(rng.choice(kinds).replace("%d", str(i)) for i in range(60))
     path = tmp_path / f"in.{fmt}"
-    path.write_bytes(b"\xef\xbb\xbf" + body.encode() + b'{"text": "no newline"}')
+    path.write_bytes(start + body.encode() + end)
+    only_bom = tmp_path / f"bom.{fmt}"
+    only_bom.write_bytes(b"\xef\xbb\xbf")
+    assert list(line_chunks(only_bom, fmt, 2)) == _cut_line_by_line(only_bom, fmt, 2, 0) == []
     for rows in (1, 2, 7, 100):
         for skip in (0, 1, 5, 40):
             want = _cut_line_by_line(path, fmt, rows, skip)
