@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -52,15 +53,16 @@ def _batch(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        summary = run_batch(
-            args.model,
-            args.input,
-            args.output,
-            config,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            progress=not args.quiet,
-        )
+        with _one_blas_thread(config.workers == 0):
+            summary = run_batch(
+                args.model,
+                args.input,
+                args.output,
+                config,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                progress=not args.quiet,
+            )
     except KeyboardInterrupt:
         print(
             f"textclf: batch interrupted; {args.output} not written. Rerun with --resume to go on",
@@ -71,6 +73,16 @@ def _batch(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     print(f"textclf batch: {summary.line()}")
     return 0
+
+
+def _one_blas_thread(in_process: bool) -> AbstractContextManager[object]:
+    """Scoring in this process (--workers 0) sums as a worker does, on one BLAS thread, so a
+    job resumed with other --workers writes the same bytes."""
+    if not in_process:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

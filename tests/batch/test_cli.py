@@ -114,6 +114,20 @@ def test_killed_then_resumed_is_byte_identical(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
 
 
+def test_scoring_in_process_writes_the_workers_bytes(
+    trained_model_dir: Path, mid_input: Path, mid_reference: Path, tmp_path: Path
+) -> None:
+    """--workers 0 (one BLAS thread, set by the command) and --workers 2 sum alike: a job may be
+    resumed with either."""
+    output = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        _command(trained_model_dir, mid_input, output, "--quiet", "--workers", "0"),
+        capture_output=True, text=True, env=_env(), timeout=DEADLINE_S,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert output.read_bytes() == mid_reference.read_bytes()
+
+
 def test_a_bad_line_is_one_error_line_and_exit_1(trained_model_dir: Path, tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "fine"}\n{"text": "fine"}\n{"text": oops}\n')

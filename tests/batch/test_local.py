@@ -59,7 +59,8 @@ def test_every_chunk_comes_back_in_order_as_scored_here(
     with WorkerPool(spec, 2, method=method) as pool:
         got = _rows(pool.score(chunks))
         again = _rows(pool.score(chunks[:3]))  # a pool scores job after job
-    want = _rows(InProcess(spec).score(chunks))
+    with threadpool_limits(limits=1, user_api="blas"):  # as `textclf batch --workers 0` scores
+        want = _rows(InProcess(spec).score(chunks))
     assert [r["id"] for r in got] == list(range(sum(len(c[1].ids) for c in chunks)))
     assert got == want  # one BLAS thread in both: the same sums, the same bytes
     assert again == want[: len(again)]
@@ -174,7 +175,7 @@ def test_forked_workers_leave_the_callers_blas_threads_alone(
         with WorkerPool(spec, 1, method="fork") as pool:
             list(pool.score(_chunks(posts, [5])))
         assert set(_blas_threads()) == {2}
-        list(InProcess(spec).score(_chunks(posts, [5])))  # one thread per chunk, then back
+        list(InProcess(spec).score(_chunks(posts, [5])))  # the caller's setting, untouched
         assert set(_blas_threads()) == {2}
 
 

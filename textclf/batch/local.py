@@ -108,12 +108,9 @@ class InProcess:
         pass
 
     def score(self, chunks: Iterable[Chunk]) -> Iterator[Scored]:
-        from threadpoolctl import threadpool_limits
-
-        for _, payload in chunks:
-            with threadpool_limits(limits=1, user_api="blas"):  # a worker's sums, so its bytes
-                scored = self.scorer(payload)
-            yield scored
+        """With the caller's BLAS threads (`textclf batch --workers 0` holds them to one, as in
+        a worker: the same sums, the same bytes)."""
+        return (self.scorer(payload) for _, payload in chunks)
 
 
 class WorkerPool:
@@ -175,7 +172,7 @@ class WorkerPool:
         with the caller's: the CLI's turns SIGTERM into a traceback). Blocked in this thread
         only: a signal another thread takes can still interrupt a `start`, and a worker forked
         just then is not in `procs`; it ends with its parent (`_exit_with`)."""
-        with _stops_blocked(), _frozen(self.method == "fork"):
+        with _stops_blocked():
             for proc in self.procs:
                 proc.start()
 
@@ -188,20 +185,6 @@ def _stops_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-@contextmanager
-def _frozen(fork: bool) -> Iterator[None]:
-    """A forked worker's GC leaves the objects it inherits alone (gc.freeze), so their pages
-    stay shared; this process's GC gets them back. A caller's own freeze is left as it is."""
-    freeze = fork and gc.get_freeze_count() == 0
-    try:
-        if freeze:
-            gc.freeze()
-        yield
-    finally:
-        if freeze:
-            gc.unfreeze()
 
 
 def _preloaded(spec: ScorerSpec) -> ChunkScorer:
@@ -287,6 +270,10 @@ def _work(source: ScorerSpec | ChunkScorer, todo: Any, done: Any, parent: int) -
     except Exception as exc:
         done.put((_FAILED, None, f"{type(exc).__name__}: {exc}"))
         return
+    # This process's own switch: its GC never walks the model's objects again, so a forked
+    # worker leaves the pages it shares with its parent unwritten (no gc.collect first: that
+    # walk would write them).
+    gc.freeze()
     done.put((_READY, None, None))
     while True:
         try:
