@@ -26,7 +26,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result, Table, Target, default_model, process_tree, rss_mib, step
+from bench.common import (
+    Result,
+    Table,
+    Target,
+    default_model,
+    median_row,
+    process_tree,
+    rss_mib,
+    step,
+)
 
 NAME = "batch"
 CONTENDERS = (
@@ -90,7 +99,7 @@ def _run(args: argparse.Namespace, rows: int, model: Path, work: Path) -> Result
             suffix = f", pass {round_ + 1} of {repeat}" if repeat > 1 else ""
             with step(f"{name} on {rows:,} rows{suffix}"):
                 runs[name].append(_measure(name, model, corpus, work))
-    table = [{"name": name, **_median_pass(runs[name])} for name in names]
+    table = [{"name": name, **median_row(runs[name], "docs_s")} for name in names]
     flat = [
         {"name": f"textclf-1, {n:,} rows", **_measure("textclf-1", model, path, work)}
         for n, path in ((rows // 10, small), (rows, corpus))
@@ -129,13 +138,6 @@ def _paired_ratio(numerators: list[dict[str, Any]], denominators: list[dict[str,
     so they share the machine's speed, which drifts by 10-40% over minutes here."""
     ratios = [a["docs_s"] / b["docs_s"] for a, b in zip(numerators, denominators, strict=True)]
     return statistics.median(ratios)
-
-
-def _median_pass(passes: list[dict[str, Any]]) -> dict[str, Any]:
-    """The pass with the median docs/s (the lower one of an even count): one real pass, so its
-    columns agree with each other."""
-    ranked = sorted(passes, key=lambda r: r["docs_s"])
-    return ranked[(len(ranked) - 1) // 2]
 
 
 def _corpus(path: Path, rows: int) -> Path:

@@ -162,6 +162,13 @@ def finish(result: Result, watch: CpuWatch) -> Path:
     return path
 
 
+def median_row(rows: Sequence[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The row with the median `key` (the lower one of an even count): one real measurement,
+    so its figures agree with each other, where a median per column would mix rounds."""
+    ranked = sorted(rows, key=lambda r: r[key])
+    return ranked[(len(ranked) - 1) // 2]
+
+
 def targets_table(targets: Sequence[Target]) -> Table:
     rows = [
         {

@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import ROOT, Result, Table, Target, default_model, load_splits, step
+from bench.common import ROOT, Result, Table, Target, default_model, load_splits, median_row, step
 from bench.servers import Server, serve
 
 NAME = "http_load"
@@ -135,8 +135,7 @@ def _server_cells(
 def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """The round with the median requests/s (all its figures, for consistency); errors and
     peak memory over every round."""
-    ordered = sorted(rounds, key=lambda r: r["rps"])
-    row = dict(ordered[(len(ordered) - 1) // 2])
+    row = dict(median_row(rounds, "rps"))
     row["errors"] = sum(r["errors"] for r in rounds)
     row["rss_mib"] = max(r["rss_mib"] for r in rounds)
     row["rounds_rps"] = [r["rps"] for r in rounds]

@@ -122,13 +122,9 @@ class HostModel:
         return np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), np.float32)
 
 
-def load(path: Path | str, *, threads: int | None = None) -> HostModel:
+def load(path: Path | str) -> HostModel:
     """Load and verify a model folder for NumPy scoring; a broken folder raises ArtifactError
-    naming the file, as `textclf.load` does.
-
-    `threads` caps the BLAS threads of the whole process (threadpoolctl: NumPy has no setting of
-    its own); 1 for a scoring process that shares the cores with others. None leaves the
-    default."""
+    naming the file, as `textclf.load` does."""
     files = read_files(path)
     odd = sorted({spec.dtype for spec in files.specs.values()} - {"F32"})
     if odd:
@@ -138,12 +134,18 @@ def load(path: Path | str, *, threads: int | None = None) -> HostModel:
             path=files.root / WEIGHTS,
         )
     arrays = {name: numpy_view(files.weights, spec) for name, spec in files.specs.items()}
-    if threads is not None:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=threads, user_api="blas")
     n_wide = files.config.n_labels if files.config.wide else 0
     return HostModel(files, HostWeights.from_arrays(arrays, n_wide))
+
+
+def one_blas_thread() -> Any:
+    """Hold this process's BLAS to one thread (threadpoolctl: NumPy has no setting of its own),
+    for a process sharing the cores with other scorers. A process-wide switch, so thrown by
+    entry points only (a batch worker, a Ray actor, `textclf batch --workers 0`); as a context
+    manager it restores the previous setting."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:

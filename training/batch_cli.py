@@ -80,9 +80,9 @@ def _one_blas_thread(in_process: bool) -> AbstractContextManager[object]:
     job resumed with other --workers writes the same bytes."""
     if not in_process:
         return nullcontext()
-    from threadpoolctl import threadpool_limits
+    from textclf import host
 
-    return threadpool_limits(limits=1, user_api="blas")
+    return host.one_blas_thread()
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

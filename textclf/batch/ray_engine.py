@@ -30,7 +30,8 @@ class ScoreBatch:
     def __init__(self, model_path: str, text_column: str = "text", top_k: int = 1) -> None:
         from textclf import host
 
-        self.model = host.load(model_path, threads=1)
+        self.model = host.load(model_path)
+        host.one_blas_thread()  # an actor's own process, beside the others on the cores
         self.text_column, self.top_k = text_column, top_k
 
     def __call__(self, batch: Any) -> Any:

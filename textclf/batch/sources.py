@@ -87,7 +87,10 @@ class LineParser:
 def _blank(line: bytes) -> bool:
     """A JSON line that is not a row: only whitespace, Unicode's included (U+00A0, U+3000),
     as `str.strip` sees it. Decodes only a line whose first non-blank byte could start such a
-    space (never a JSON object's `{`): the parent splits every line of the input."""
+    space (never a JSON object's `{`): the parent splits every line of the input, and a line
+    opening an object, nearly every one, is answered before stripping it."""
+    if line[:1] == b"{":
+        return False
     stripped = line.strip()
     if not stripped:
         return True
@@ -129,10 +132,10 @@ def line_chunks(path: Path, fmt: str, rows: int, skip: int = 0) -> Iterator[tupl
 
 def _rows_before(batch: list[bytes], fmt: str, row: int) -> list[int]:
     """Rows before each line of `batch`, and after its last: a text line is a row, a JSON line
-    unless blank (a line opening an object is not: the common case, checked first)."""
+    unless blank."""
     if fmt == "txt":
         return list(range(row, row + len(batch) + 1))
-    return list(accumulate((line[:1] == b"{" or not _blank(line) for line in batch), initial=row))
+    return list(accumulate((not _blank(line) for line in batch), initial=row))
 
 
 def read_items(path: Path, fmt: str, text_column: str, id_column: str | None) -> Iterator[Item]:
